@@ -7,8 +7,8 @@ An entry has the form `scheme://host[:port]`:
   `example.com` (but not `example.com` itself), a CIDR block such as `10.0.0.0/8`, or
   `self` (also `self.alt`) for the app itself.
 - `port` is a number, `*` for any port, or a range `start..end` whose end is excluded,
-  as in Spin. Without a port, the scheme's well-known port applies (http 80, https 443,
-  postgres 5432, mysql 3306, redis 6379, mqtt 1883); any other scheme then needs a port.
+  as in Spin. Without a port, the scheme's well-known port applies: http 80, https 443,
+  postgres 5432, mysql 3306, redis 6379 and mqtt 1883. Other schemes need a port.
 
 An entry may contain `{{ variable }}` templates; they are rendered when the app loads.
 An entry with a path (other than a single trailing `/`), without a scheme, or with a
@@ -25,6 +25,7 @@ import ipaddress
 import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from psycopg import ProgrammingError
 from psycopg.conninfo import conninfo_to_dict
@@ -127,7 +128,7 @@ class AllowedHost:
 
 
 class AllowedHosts:
-    """The parsed `allowed_outbound_hosts` of one component. No entries allow nothing."""
+    """The parsed `allowed_outbound_hosts` of one component; an empty list allows nothing."""
 
     def __init__(self, entries: Iterable[AllowedHost] = ()) -> None:
         self.entries: tuple[AllowedHost, ...] = tuple(entries)
@@ -206,8 +207,8 @@ def parse_entry(entry: str, source: str | None = None) -> AllowedHost:
     text = entry.strip()
 
     def invalid(reason: str, fix: str = _MANIFEST_HELP) -> AllowedHostsError:
-        shown = repr(written) if written == entry else f"{written!r} (rendered as {entry!r})"
-        return AllowedHostsError(f"invalid allowed_outbound_hosts entry {shown}: {reason}. {fix}")
+        described = repr(written) if written == entry else f"{written!r} (rendered as {entry!r})"
+        return AllowedHostsError(f"invalid allowed_outbound_hosts entry {described}: {reason}. {fix}")
 
     scheme_text, separator, rest = text.partition("://")
     if not separator:
@@ -229,9 +230,17 @@ def parse_entry(entry: str, source: str | None = None) -> AllowedHost:
         raise invalid("it has a path, which allowed hosts must not have", "Remove the path.")
 
     scheme = _parse_scheme(scheme_text, invalid)
-    host_fields = _parse_host(host_text, invalid)
+    host = _parse_host(host_text, invalid)
     ports = _parse_ports(port_text, scheme_text, invalid)
-    return AllowedHost(original=written, scheme=scheme, ports=ports, **host_fields)
+    return AllowedHost(
+        original=written,
+        scheme=scheme,
+        host=host.host,
+        subdomain_suffix=host.subdomain_suffix,
+        network=host.network,
+        to_self=host.to_self,
+        ports=ports,
+    )
 
 
 def _parse_scheme(text: str, invalid: Callable[..., AllowedHostsError]) -> str | None:
@@ -244,12 +253,19 @@ def _parse_scheme(text: str, invalid: Callable[..., AllowedHostsError]) -> str |
     return text.lower()
 
 
-def _parse_host(text: str, invalid: Callable[..., AllowedHostsError]) -> dict[str, object]:
+class _HostPattern(NamedTuple):
+    host: str | None
+    subdomain_suffix: str | None = None
+    network: IpNetwork | None = None
+    to_self: bool = False
+
+
+def _parse_host(text: str, invalid: Callable[..., AllowedHostsError]) -> _HostPattern:
     host = text.strip()
     if host == "*":
-        return {"host": None}
+        return _HostPattern(None)
     if host in _SELF_HOSTS:
-        return {"host": host, "to_self": True}
+        return _HostPattern(host, to_self=True)
     if host.startswith("{"):
         raise invalid("host lists are not supported", "Write one entry per host.")
 
@@ -259,7 +275,7 @@ def _parse_host(text: str, invalid: Callable[..., AllowedHostsError]) -> dict[st
         except ValueError:
             network = None
         if network is not None:
-            return {"host": host, "network": network}
+            return _HostPattern(host, network=network)
         if host.split("/")[1]:
             raise invalid("it has a path, which allowed hosts must not have", "Remove the path.")
 
@@ -267,14 +283,14 @@ def _parse_host(text: str, invalid: Callable[..., AllowedHostsError]) -> dict[st
         domain = host[2:].rstrip("/")
         if "*" in domain:
             raise invalid("a wildcard is allowed only as the first label, as in \"*.example.com\"")
-        return {"host": host, "subdomain_suffix": "." + domain.lower()}
+        return _HostPattern(host, subdomain_suffix="." + domain.lower())
     if "*" in host:
         raise invalid("a wildcard is allowed only as the first label, as in \"*.example.com\"")
 
     host = host.rstrip("/")
     if not host:
         raise invalid("the host is empty", "Name a host, or write \"*\" for any host.")
-    return {"host": host.lower()}
+    return _HostPattern(host.lower())
 
 
 def _parse_ports(
@@ -360,7 +376,7 @@ def postgres_addresses(conn_str: str) -> list[tuple[str, int | None]]:
 
     addresses: list[tuple[str, int | None]] = []
     for index, host in enumerate(hosts):
-        if host.startswith("/") or host.startswith("@"):
+        if host.startswith(("/", "@")):
             raise ValueError("Unix sockets are not supported on WebAssembly")
         port: int | None = None
         if index < len(ports):
