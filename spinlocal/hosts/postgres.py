@@ -1,0 +1,631 @@
+"""PostgreSQL for components: `fermyon:spin/postgres@2.0.0` and `spin:postgres/postgres@3.0.0`.
+
+Statements run through psycopg 3's libpq layer (`psycopg.pq.PGconn.exec_params`), which
+takes the guest's `$1` placeholders as they are. Parameters go out in binary format
+with explicit type OIDs and results come back in binary format, decoded by column type
+OID. The type mapping follows Spin 3 (`crates/factor-outbound-pg/src/types.rs` and the
+v2/v3 conversions in `crates/world`):
+
+| PostgreSQL                     | column type  | value                                  |
+|--------------------------------|--------------|----------------------------------------|
+| bool                           | boolean      | boolean                                |
+| int2 / int4 / int8             | int16/32/64  | int16/32/64                            |
+| float4 / float8                | floating32/64| floating32/64                          |
+| text, varchar, bpchar          | str          | str                                    |
+| bytea                          | binary       | binary                                 |
+| date, time (v3 only)           | date, time   | (y, m, d), (h, m, s, ns)               |
+| timestamp, timestamptz (v3)    | datetime     | (y, mo, d, h, mi, s, ns), UTC          |
+| anything else, and v2 dates    | other        | unsupported (NULL is still db-null)    |
+
+Parameter cases map the other way; an `int8` (s8) parameter is sent as PostgreSQL's
+one-byte `"char"`, as Spin's driver does, and unsigned cases fail with
+value-conversion-failed "Postgres does not support unsigned integers".
+
+`PostgresConnections` keeps idle connections per connection string for the worker
+process. A guest's connection goes back to the pool when the guest drops it or, at the
+latest, when its request ends; a connection left in a transaction is rolled back and
+every returned connection is reset with `DISCARD ALL`, so no session state leaks
+between requests.
+
+NOTE: Spin's driver (tokio-postgres) rejects a parameter whose case does not match the
+type the server infers, for example an int32 for an int8 column. This host sends the
+parameter's own type and lets PostgreSQL apply its implicit casts, so a few mismatches
+that fail on Spin succeed here.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import pq
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from wasmtime.component import Record, ResourceAny, ResourceHost, Variant
+
+from spinlocal.outbound_hosts import postgres_addresses
+from spinlocal.resources import resource_type
+
+if TYPE_CHECKING:
+    from spinlocal.engine import HostState
+
+logger = logging.getLogger(__name__)
+
+# Type OIDs from PostgreSQL's pg_type catalog.
+BOOL_OID = 16
+BYTEA_OID = 17
+CHAR_OID = 18
+INT8_OID = 20
+INT2_OID = 21
+INT4_OID = 23
+TEXT_OID = 25
+FLOAT4_OID = 700
+FLOAT8_OID = 701
+BPCHAR_OID = 1042
+VARCHAR_OID = 1043
+DATE_OID = 1082
+TIME_OID = 1083
+TIMESTAMP_OID = 1114
+TIMESTAMPTZ_OID = 1184
+
+BINARY = 1
+
+# Days from 0000-03-01 to 2000-01-01, PostgreSQL's epoch for dates and timestamps.
+_PG_EPOCH_DAYS = 730425
+_MICROS_PER_DAY = 86_400_000_000
+_UNIX_EPOCH_PG_MICROS = -946_684_800_000_000  # 1970-01-01 relative to 2000-01-01
+
+_FLOAT4 = struct.Struct(">f")
+_FLOAT8 = struct.Struct(">d")
+_INT4 = struct.Struct(">i")
+_INT8 = struct.Struct(">q")
+
+DEFAULT_MAX_IDLE_PER_ADDRESS = 8
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 10
+
+
+class PostgresError(Exception):
+    """A failure reported to the guest as one case of the WIT `error` variant."""
+
+    def __init__(self, case: str, message: str) -> None:
+        super().__init__(message)
+        self.case = case
+        self.message = message
+
+    def to_wit(self) -> Variant:
+        return Variant(self.case, self.message)
+
+
+# --- calendar arithmetic (proleptic Gregorian, like chrono) ------------------------------
+
+
+def days_to_civil(days_since_2000: int) -> tuple[int, int, int]:
+    """Convert days since 2000-01-01 to (year, month, day), for any year."""
+    z = days_since_2000 + _PG_EPOCH_DAYS
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    year = yoe + era * 400 + (1 if month <= 2 else 0)
+    return year, month, day
+
+
+def civil_to_days(year: int, month: int, day: int) -> int:
+    """Convert a valid (year, month, day) to days since 2000-01-01."""
+    year -= 1 if month <= 2 else 0
+    era = year // 400
+    yoe = year - era * 400
+    mp = month - 3 if month > 2 else month + 9
+    doy = (153 * mp + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - _PG_EPOCH_DAYS
+
+
+def _is_valid_date(year: int, month: int, day: int) -> bool:
+    if not 1 <= month <= 12 or day < 1:
+        return False
+    if month == 2:
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        return day <= (29 if leap else 28)
+    return day <= (30 if month in (4, 6, 9, 11) else 31)
+
+
+# --- result decoding ---------------------------------------------------------------------
+
+
+def _decode_int(data: bytes) -> int:
+    return int.from_bytes(data, "big", signed=True)
+
+
+def _decode_float4(data: bytes) -> float:
+    return float(_FLOAT4.unpack(data)[0])
+
+
+def _decode_float8(data: bytes) -> float:
+    return float(_FLOAT8.unpack(data)[0])
+
+
+def _decode_text(data: bytes) -> str:
+    return data.decode("utf-8")
+
+
+def _decode_bytea(data: bytes) -> bytes:
+    return bytes(data)
+
+
+def _decode_bool(data: bytes) -> bool:
+    return data != b"\x00"
+
+
+def _decode_date(data: bytes) -> tuple[int, int, int]:
+    days = _INT4.unpack(data)[0]
+    if days in (0x7FFFFFFF, -0x80000000):
+        raise PostgresError("query-failed", "cannot convert an infinite date")
+    return days_to_civil(days)
+
+
+def _split_time_of_day(micros: int) -> tuple[int, int, int, int]:
+    seconds, micro = divmod(micros, 1_000_000)
+    minutes, second = divmod(seconds, 60)
+    hour, minute = divmod(minutes, 60)
+    return hour, minute, second, micro * 1000
+
+
+def _decode_time(data: bytes) -> tuple[int, int, int, int]:
+    return _split_time_of_day(_INT8.unpack(data)[0])
+
+
+def _decode_timestamp(data: bytes) -> tuple[int, int, int, int, int, int, int]:
+    micros = _INT8.unpack(data)[0]
+    if micros in (0x7FFFFFFFFFFFFFFF, -0x8000000000000000):
+        raise PostgresError("query-failed", "cannot convert an infinite timestamp")
+    days, time_of_day = divmod(micros, _MICROS_PER_DAY)
+    return days_to_civil(days) + _split_time_of_day(time_of_day)
+
+
+@dataclass(frozen=True)
+class ColumnCodec:
+    """How one column type OID reaches the guest: WIT column type, value case, decoder."""
+
+    data_type: str
+    case: str
+    decode: Callable[[bytes], Any]
+
+
+_V2_COLUMNS: dict[int, ColumnCodec] = {
+    BOOL_OID: ColumnCodec("boolean", "boolean", _decode_bool),
+    BYTEA_OID: ColumnCodec("binary", "binary", _decode_bytea),
+    FLOAT4_OID: ColumnCodec("floating32", "floating32", _decode_float4),
+    FLOAT8_OID: ColumnCodec("floating64", "floating64", _decode_float8),
+    INT2_OID: ColumnCodec("int16", "int16", _decode_int),
+    INT4_OID: ColumnCodec("int32", "int32", _decode_int),
+    INT8_OID: ColumnCodec("int64", "int64", _decode_int),
+    TEXT_OID: ColumnCodec("str", "str", _decode_text),
+    VARCHAR_OID: ColumnCodec("str", "str", _decode_text),
+    BPCHAR_OID: ColumnCodec("str", "str", _decode_text),
+}
+
+_V3_COLUMNS: dict[int, ColumnCodec] = {
+    **_V2_COLUMNS,
+    DATE_OID: ColumnCodec("date", "date", _decode_date),
+    TIME_OID: ColumnCodec("time", "time", _decode_time),
+    TIMESTAMP_OID: ColumnCodec("datetime", "datetime", _decode_timestamp),
+    TIMESTAMPTZ_OID: ColumnCodec("datetime", "datetime", _decode_timestamp),
+}
+
+_DB_NULL = Variant("db-null")
+_UNSUPPORTED = Variant("unsupported")
+
+
+def row_set(result: pq.abc.PGresult, codecs: dict[int, ColumnCodec]) -> Record:
+    """Convert a binary-format result into the WIT `row-set` record."""
+    # Spin returns no columns at all when a query returns no rows.
+    if result.ntuples == 0:
+        return _record(columns=[], rows=[])
+
+    columns = []
+    column_codecs: list[ColumnCodec | None] = []
+    for index in range(result.nfields):
+        codec = codecs.get(result.ftype(index))
+        column_codecs.append(codec)
+        name = (result.fname(index) or b"").decode("utf-8")
+        columns.append(_record(name=name, data_type=codec.data_type if codec else "other"))
+
+    get_value = result.get_value
+    rows = []
+    for row_index in range(result.ntuples):
+        row = []
+        for index, codec in enumerate(column_codecs):
+            raw = get_value(row_index, index)
+            if raw is None:
+                row.append(_DB_NULL)
+            elif codec is None:
+                row.append(_UNSUPPORTED)
+            else:
+                row.append(Variant(codec.case, codec.decode(raw)))
+        rows.append(row)
+    return _record(columns=columns, rows=rows)
+
+
+def _record(**fields: Any) -> Record:
+    record = Record()
+    for name, value in fields.items():
+        setattr(record, name.replace("_", "-"), value)
+    return record
+
+
+# --- parameter encoding ------------------------------------------------------------------
+
+
+@dataclass
+class EncodedParameters:
+    """Parameters ready for `exec_params`: type OIDs, binary values and formats."""
+
+    types: list[int]
+    values: list[bytes | None]
+    formats: list[int]
+
+
+class _ConversionFailed(ValueError):
+    pass
+
+
+def encode_parameters(params: Sequence[Variant]) -> EncodedParameters:
+    """Encode WIT `parameter-value`s in PostgreSQL's binary format.
+
+    Raises `PostgresError("value-conversion-failed")` for unsigned cases and
+    `_ConversionFailed` for an invalid date or time; callers map the latter to the case
+    Spin reports for that call.
+    """
+    encoded = EncodedParameters([], [], [])
+    for position, param in enumerate(params, start=1):
+        oid, value = _encode_parameter(param, position)
+        encoded.types.append(oid)
+        encoded.values.append(value)
+        encoded.formats.append(BINARY)
+    return encoded
+
+
+def _encode_parameter(param: Variant, position: int) -> tuple[int, bytes | None]:
+    tag = param.tag
+    payload: Any = param.payload
+    if tag == "db-null":
+        return 0, None
+    if tag == "boolean":
+        return BOOL_OID, b"\x01" if payload else b"\x00"
+    if tag == "int8":
+        return CHAR_OID, payload.to_bytes(1, "big", signed=True)
+    if tag == "int16":
+        return INT2_OID, payload.to_bytes(2, "big", signed=True)
+    if tag == "int32":
+        return INT4_OID, payload.to_bytes(4, "big", signed=True)
+    if tag == "int64":
+        return INT8_OID, payload.to_bytes(8, "big", signed=True)
+    if tag == "floating32":
+        return FLOAT4_OID, _FLOAT4.pack(payload)
+    if tag == "floating64":
+        return FLOAT8_OID, _FLOAT8.pack(payload)
+    if tag == "str":
+        return TEXT_OID, payload.encode("utf-8")
+    if tag == "binary":
+        return BYTEA_OID, bytes(payload)
+    if tag in ("uint8", "uint16", "uint32", "uint64"):
+        raise PostgresError("value-conversion-failed", "Postgres does not support unsigned integers")
+    if tag == "date":
+        return DATE_OID, _INT4.pack(_encode_date(*payload))
+    if tag == "time":
+        return TIME_OID, _INT8.pack(_encode_time(*payload))
+    if tag == "datetime":
+        year, month, day, hour, minute, second, nanos = payload
+        micros = _encode_date(year, month, day) * _MICROS_PER_DAY
+        micros += _encode_time(hour, minute, second, nanos)
+        return TIMESTAMP_OID, _INT8.pack(micros)
+    if tag == "timestamp":
+        # Seconds since the Unix epoch, sent as timestamptz like Spin's DateTime<Utc>.
+        if abs(payload) > 8_210_266_876_799:  # chrono's range, about +-262,000 years
+            raise _ConversionFailed(f"invalid epoch timestamp {payload}")
+        return TIMESTAMPTZ_OID, _INT8.pack(payload * 1_000_000 + _UNIX_EPOCH_PG_MICROS)
+    raise PostgresError("bad-parameter", f"parameter ${position} has unsupported type {tag!r}")
+
+
+def _encode_date(year: int, month: int, day: int) -> int:
+    if not _is_valid_date(year, month, day):
+        raise _ConversionFailed(f"invalid date y={year}, m={month}, d={day}")
+    return civil_to_days(year, month, day)
+
+
+def _encode_time(hour: int, minute: int, second: int, nanos: int) -> int:
+    if hour > 23 or minute > 59 or second > 59 or nanos > 999_999_999:
+        raise _ConversionFailed(f"invalid time {hour}:{minute}:{second}:{nanos}")
+    return ((hour * 60 + minute) * 60 + second) * 1_000_000 + nanos // 1000
+
+
+# --- connections and the pool ------------------------------------------------------------
+
+
+def _error_message(result: pq.abc.PGresult | None, conn: pq.abc.PGconn) -> str:
+    """Format a server error as "SEVERITY: message (SQLSTATE code)", plus its detail."""
+    if result is not None:
+        primary = result.error_field(pq.DiagnosticField.MESSAGE_PRIMARY)
+        if primary:
+            severity = result.error_field(pq.DiagnosticField.SEVERITY) or b"ERROR"
+            code = result.error_field(pq.DiagnosticField.SQLSTATE) or b"?????"
+            message = f"{severity.decode()}: {primary.decode()} (SQLSTATE {code.decode()})"
+            detail = result.error_field(pq.DiagnosticField.MESSAGE_DETAIL)
+            if detail:
+                message += f"; DETAIL: {detail.decode()}"
+            return message
+        text = result.error_message.decode("utf-8", "replace").strip()
+        if text:
+            return text
+    return conn.error_message.decode("utf-8", "replace").strip() or "connection lost"
+
+
+def describe_address(address: str) -> str:
+    """Return "host:port, ..." for logs and messages, leaving out user and password."""
+    try:
+        return ", ".join(
+            f"{host}:{port}" if port is not None else host
+            for host, port in postgres_addresses(address)
+        )
+    except ValueError:
+        return "<invalid connection string>"
+
+
+class PooledConnection:
+    """A libpq connection lent to one guest `connection` resource."""
+
+    def __init__(self, pool: PostgresConnections, address: str, pgconn: pq.abc.PGconn) -> None:
+        self.pool = pool
+        self.address = address
+        self.pgconn: pq.abc.PGconn | None = pgconn
+
+    def execute(self, statement: str, params: EncodedParameters) -> pq.abc.PGresult:
+        """Run one statement; raise `PostgresError("query-failed")` when it fails."""
+        pgconn = self.pgconn
+        if pgconn is None:
+            raise PostgresError("connection-failed", "the connection was already closed")
+        try:
+            result = pgconn.exec_params(
+                statement.encode("utf-8"),
+                params.values,
+                params.types,
+                params.formats,
+                BINARY,
+            )
+        except psycopg.Error as error:  # OperationalError when the connection is gone
+            raise PostgresError("query-failed", str(error)) from error
+
+        if result.status in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+            return result
+        raise PostgresError("query-failed", _error_message(result, pgconn))
+
+    def close(self) -> None:
+        """Return the connection to the pool; later calls do nothing."""
+        pgconn, self.pgconn = self.pgconn, None
+        if pgconn is not None:
+            self.pool.release(self.address, pgconn)
+
+
+class PostgresConnections:
+    """Per-process pool of libpq connections, keyed by the guest's connection string.
+
+    Thread safe, although a worker serves one request at a time.
+    """
+
+    def __init__(
+        self,
+        max_idle_per_address: int = DEFAULT_MAX_IDLE_PER_ADDRESS,
+        connect_timeout: int = DEFAULT_CONNECT_TIMEOUT_SECONDS,
+    ) -> None:
+        if max_idle_per_address < 0:
+            raise ValueError(
+                f"max_idle_per_address must be 0 or more, got {max_idle_per_address}"
+            )
+        self.max_idle_per_address = max_idle_per_address
+        self.connect_timeout = connect_timeout
+        self._idle: dict[str, list[pq.abc.PGconn]] = {}
+        self._lock = threading.Lock()
+        self.opened = 0  # connections opened since start, for tests and benchmarks
+        self.reused = 0
+
+    def connect(self, address: str) -> PooledConnection:
+        """Lend an idle connection for `address`, or open a new one.
+
+        Raises `PostgresError("connection-failed")` with libpq's message when connecting fails.
+        """
+        with self._lock:
+            idle = self._idle.get(address)
+            pgconn = idle.pop() if idle else None
+        if pgconn is not None and pgconn.status == pq.ConnStatus.OK:
+            self.reused += 1
+            return PooledConnection(self, address, pgconn)
+        if pgconn is not None:
+            pgconn.finish()
+        return PooledConnection(self, address, self._open(address))
+
+    def _open(self, address: str) -> pq.abc.PGconn:
+        try:
+            params = conninfo_to_dict(address)
+            options: dict[str, Any] = {"client_encoding": "UTF8"}
+            if "connect_timeout" not in params:
+                options["connect_timeout"] = self.connect_timeout
+            conninfo = make_conninfo(address, **options)
+        except psycopg.ProgrammingError as error:  # a malformed connection string
+            raise PostgresError("connection-failed", f"invalid connection string: {error}") from error
+
+        started = time.perf_counter()
+        pgconn = pq.PGconn.connect(conninfo.encode("utf-8"))
+        if pgconn.status != pq.ConnStatus.OK:
+            message = _error_message(None, pgconn)
+            pgconn.finish()
+            logger.warning(
+                "connecting to PostgreSQL at %s failed: %s", describe_address(address), message
+            )
+            raise PostgresError("connection-failed", message)
+
+        self.opened += 1
+        logger.info(
+            "opened PostgreSQL connection to %s in %.1f ms",
+            describe_address(address),
+            (time.perf_counter() - started) * 1000,
+        )
+        return pgconn
+
+    def release(self, address: str, pgconn: pq.abc.PGconn) -> None:
+        """Reset `pgconn` and keep it idle for `address`, or close it if it is unusable."""
+        if not self._reset(address, pgconn):
+            pgconn.finish()
+            return
+        with self._lock:
+            idle = self._idle.setdefault(address, [])
+            if len(idle) < self.max_idle_per_address:
+                idle.append(pgconn)
+                return
+        pgconn.finish()
+
+    def _reset(self, address: str, pgconn: pq.abc.PGconn) -> bool:
+        if pgconn.status != pq.ConnStatus.OK:
+            logger.info("dropping broken PostgreSQL connection to %s", describe_address(address))
+            return False
+        statements = b"DISCARD ALL"
+        if pgconn.transaction_status != pq.TransactionStatus.IDLE:
+            logger.info(
+                "rolling back a transaction the guest left open on %s", describe_address(address)
+            )
+            statements = b"ROLLBACK; DISCARD ALL"
+        try:
+            result = pgconn.exec_(statements)
+        except psycopg.Error:  # OperationalError when the connection is gone
+            logger.info("resetting PostgreSQL connection to %s failed", describe_address(address))
+            return False
+        return (
+            result.status == pq.ExecStatus.COMMAND_OK
+            and pgconn.transaction_status == pq.TransactionStatus.IDLE
+        )
+
+    def idle_count(self, address: str) -> int:
+        with self._lock:
+            return len(self._idle.get(address, ()))
+
+    def close(self) -> None:
+        """Close every idle connection; lent connections close when they are returned."""
+        with self._lock:
+            idle = [pgconn for pgconns in self._idle.values() for pgconn in pgconns]
+            self._idle.clear()
+        for pgconn in idle:
+            pgconn.finish()
+
+
+# --- the WIT interfaces ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _InterfaceVersion:
+    instance: str
+    codecs: dict[int, ColumnCodec]
+
+
+V2 = _InterfaceVersion("fermyon:spin/postgres@2.0.0", _V2_COLUMNS)
+V3 = _InterfaceVersion("spin:postgres/postgres@3.0.0", _V3_COLUMNS)
+INTERFACES = (V2, V3)
+
+
+def _ok(value: Any) -> Variant:
+    return Variant("ok", value)
+
+
+def _err(error: PostgresError) -> Variant:
+    return Variant("err", error.to_wit())
+
+
+def define(root: Any, host: HostState) -> None:
+    """Add the PostgreSQL interfaces to the linker `root`, serving requests of `host`."""
+    for version in INTERFACES:
+        _define_version(root, host, version)
+
+
+def _define_version(root: Any, host: HostState, version: _InterfaceVersion) -> None:
+    kind = f"{version.instance}.connection"
+
+    def drop(store: Any, rep: int) -> None:
+        context = host.current
+        connection = context.table.pop(rep) if context is not None else None
+        if connection is not None:
+            connection.close()
+
+    def open_(store: Any, address: str) -> Variant:
+        context = host.current
+        if context is None:
+            raise RuntimeError("postgres open called outside a request")
+        try:
+            _check_allowed(host, address)
+            connection = host.services.postgres.connect(address)
+        except PostgresError as error:
+            host.log.warning("postgres open failed: %s", error.message)
+            return _err(error)
+        context.cleanups.append(connection.close)
+        return _ok(context.own(kind, connection))
+
+    def run(store: Any, handle: ResourceAny | ResourceHost, statement: str,
+            params: list[Variant], failure_case: str) -> pq.abc.PGresult:
+        context = host.current
+        if context is None:
+            raise RuntimeError("postgres call outside a request")
+        connection: PooledConnection = context.get(store, handle)
+        try:
+            encoded = encode_parameters(params)
+        except _ConversionFailed as error:
+            raise PostgresError(failure_case, str(error)) from error
+        return connection.execute(statement, encoded)
+
+    def query(store: Any, handle: ResourceAny | ResourceHost, statement: str,
+              params: list[Variant]) -> Variant:
+        try:
+            result = run(store, handle, statement, params, "bad-parameter")
+            return _ok(row_set(result, version.codecs))
+        except PostgresError as error:
+            host.log.info("postgres query failed: %s", error.message)
+            return _err(error)
+
+    def execute(store: Any, handle: ResourceAny | ResourceHost, statement: str,
+                params: list[Variant]) -> Variant:
+        try:
+            result = run(store, handle, statement, params, "value-conversion-failed")
+            return _ok(result.command_tuples or 0)
+        except PostgresError as error:
+            host.log.info("postgres execute failed: %s", error.message)
+            return _err(error)
+
+    with root.add_instance(version.instance) as instance:
+        instance.add_resource("connection", resource_type(kind)[1], drop)
+        instance.add_func("[static]connection.open", open_)
+        instance.add_func("[method]connection.query", query)
+        instance.add_func("[method]connection.execute", execute)
+
+
+def _check_allowed(host: HostState, address: str) -> None:
+    """Raise connection-failed unless every host in `address` is an allowed outbound host."""
+    try:
+        addresses = postgres_addresses(address)
+    except ValueError as error:
+        raise PostgresError("connection-failed", str(error)) from error
+
+    for hostname, port in addresses:
+        if host.allowed_hosts.allows("postgres", hostname, port):
+            continue
+        target = f"{hostname}:{port}" if port is not None else hostname
+        raise PostgresError(
+            "connection-failed",
+            f"address postgres://{target} is not permitted: it is not in the component's "
+            f"allowed_outbound_hosts. To allow it, add \"postgres://{target}\" to "
+            f"allowed_outbound_hosts in the [component.{host.spec.id}] section of spin.toml.",
+        )
