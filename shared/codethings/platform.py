@@ -48,6 +48,10 @@ class FetchError(Exception):
     """An outbound request failed before a complete response arrived."""
 
 
+class KeyValueError(Exception):
+    """A key-value store operation failed in the host (store missing, access denied, I/O)."""
+
+
 class MemoryKeyValue:
     """Key-value store in a dict, for tests and host-side tools."""
 
@@ -93,7 +97,37 @@ if sys.platform == "wasi":
 
     def open_default_store() -> KeyValue:
         """Open Spin's `default` key-value store; the manifest must list it."""
-        return _spin_key_value.open_default()
+        try:
+            return SpinKeyValue(_spin_key_value.open_default())
+        except _Err as error:
+            raise KeyValueError(
+                f"opening the key-value store 'default' failed: {error.value!r}; "
+                "list it in the component's key_value_stores"
+            ) from error
+
+    class SpinKeyValue:
+        """A Spin key-value store whose host errors are raised as `KeyValueError`."""
+
+        def __init__(self, store: _spin_key_value.Store) -> None:
+            self._store = store
+
+        def get(self, key: str) -> bytes | None:
+            try:
+                return self._store.get(key)
+            except _Err as error:
+                raise KeyValueError(f"key-value get of {key!r} failed: {error.value!r}") from error
+
+        def set(self, key: str, value: bytes) -> None:
+            try:
+                self._store.set(key, value)
+            except _Err as error:
+                raise KeyValueError(f"key-value set of {key!r} failed: {error.value!r}") from error
+
+        def get_keys(self) -> list[str]:
+            try:
+                return self._store.get_keys()
+            except _Err as error:
+                raise KeyValueError(f"key-value get_keys failed: {error.value!r}") from error
 
     class SpinVariables:
         """Spin variables of the current component."""
