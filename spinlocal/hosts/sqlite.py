@@ -251,14 +251,14 @@ def to_wit(value: Any) -> Variant:
 
 def query_result(result: QueryResult) -> Record:
     """Build the WIT `query-result` record."""
-    rows = []
-    for row in result.rows:
-        row_result = Record()
-        setattr(row_result, "values", [to_wit(value) for value in row])
-        rows.append(row_result)
+    rows = [_record(values=[to_wit(value) for value in row]) for row in result.rows]
+    return _record(columns=result.columns, rows=rows)
+
+
+def _record(**fields: Any) -> Record:
     record = Record()
-    setattr(record, "columns", result.columns)
-    setattr(record, "rows", rows)
+    for name, value in fields.items():
+        setattr(record, name, value)
     return record
 
 
