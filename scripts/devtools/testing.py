@@ -1,0 +1,44 @@
+"""`make test`: the whole pytest suite against real components and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from collections.abc import Sequence
+
+from devtools import DevError
+from devtools.paths import HOST_VENV, REPO_ROOT, venv_python
+
+log = logging.getLogger(__name__)
+
+# pytest's exit code when it collected no test at all.
+PYTEST_NO_TESTS = 5
+
+DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/test"
+
+
+def postgres_test_environment(environ: dict[str, str]) -> dict[str, str]:
+    """Return the variables that make the PostgreSQL tests run, and fail when the database is missing.
+
+    A value already set in the environment wins, so CI can point the tests at a
+    service container.
+    """
+    return {
+        "CODETHINGS_TEST_POSTGRES_URL": environ.get(
+            "CODETHINGS_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL
+        ),
+        "CODETHINGS_REQUIRE_POSTGRES": environ.get("CODETHINGS_REQUIRE_POSTGRES", "1"),
+    }
+
+
+def run_pytest(extra_args: Sequence[str]) -> int:
+    """Run pytest from the host environment; an empty run counts as a failure."""
+    env = dict(os.environ)
+    env.update(postgres_test_environment(env))
+    command = [str(venv_python(HOST_VENV)), "-m", "pytest", *extra_args]
+    log.info("running %s", " ".join(command[1:]))
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, check=False)
+    if result.returncode == PYTEST_NO_TESTS:
+        raise DevError("pytest collected no tests; check the test paths and the -k/-m filters")
+    return result.returncode
