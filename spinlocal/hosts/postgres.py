@@ -318,7 +318,9 @@ def _encode_parameter(param: Variant, position: int) -> tuple[int, bytes | None]
     if tag == "binary":
         return BYTEA_OID, bytes(payload)
     if tag in ("uint8", "uint16", "uint32", "uint64"):
-        raise PostgresError("value-conversion-failed", "Postgres does not support unsigned integers")
+        raise PostgresError(
+            "value-conversion-failed", "Postgres does not support unsigned integers"
+        )
     if tag == "date":
         return DATE_OID, _INT4.pack(_encode_date(*payload))
     if tag == "time":
@@ -427,9 +429,7 @@ class PostgresConnections:
         connect_timeout: int = DEFAULT_CONNECT_TIMEOUT_SECONDS,
     ) -> None:
         if max_idle_per_address < 0:
-            raise ValueError(
-                f"max_idle_per_address must be 0 or more, got {max_idle_per_address}"
-            )
+            raise ValueError(f"max_idle_per_address must be 0 or more, got {max_idle_per_address}")
         self.max_idle_per_address = max_idle_per_address
         self.connect_timeout = connect_timeout
         self._idle: dict[str, list[pq.abc.PGconn]] = {}
@@ -460,7 +460,9 @@ class PostgresConnections:
                 options["connect_timeout"] = self.connect_timeout
             conninfo = make_conninfo(address, **options)
         except psycopg.ProgrammingError as error:  # a malformed connection string
-            raise PostgresError("connection-failed", f"invalid connection string: {error}") from error
+            raise PostgresError(
+                "connection-failed", f"invalid connection string: {error}"
+            ) from error
 
         started = time.perf_counter()
         pgconn = pq.PGconn.connect(conninfo.encode("utf-8"))
@@ -575,8 +577,13 @@ def _define_version(root: Any, host: HostState, version: _InterfaceVersion) -> N
         context.cleanups.append(connection.close)
         return _ok(context.own(kind, connection))
 
-    def run(store: Any, handle: ResourceAny | ResourceHost, statement: str,
-            params: list[Variant], failure_case: str) -> pq.abc.PGresult:
+    def run(
+        store: Any,
+        handle: ResourceAny | ResourceHost,
+        statement: str,
+        params: list[Variant],
+        failure_case: str,
+    ) -> pq.abc.PGresult:
         context = host.current
         if context is None:
             raise RuntimeError("postgres call outside a request")
@@ -587,8 +594,9 @@ def _define_version(root: Any, host: HostState, version: _InterfaceVersion) -> N
             raise PostgresError(failure_case, str(error)) from error
         return connection.execute(statement, encoded)
 
-    def query(store: Any, handle: ResourceAny | ResourceHost, statement: str,
-              params: list[Variant]) -> Variant:
+    def query(
+        store: Any, handle: ResourceAny | ResourceHost, statement: str, params: list[Variant]
+    ) -> Variant:
         try:
             result = run(store, handle, statement, params, "bad-parameter")
             return _ok(row_set(result, version.codecs))
@@ -596,8 +604,9 @@ def _define_version(root: Any, host: HostState, version: _InterfaceVersion) -> N
             host.log.info("postgres query failed: %s", error.message)
             return _err(error)
 
-    def execute(store: Any, handle: ResourceAny | ResourceHost, statement: str,
-                params: list[Variant]) -> Variant:
+    def execute(
+        store: Any, handle: ResourceAny | ResourceHost, statement: str, params: list[Variant]
+    ) -> Variant:
         try:
             result = run(store, handle, statement, params, "value-conversion-failed")
             return _ok(result.command_tuples or 0)
@@ -626,6 +635,6 @@ def _check_allowed(host: HostState, address: str) -> None:
         raise PostgresError(
             "connection-failed",
             f"address postgres://{target} is not permitted: it is not in the component's "
-            f"allowed_outbound_hosts. To allow it, add \"postgres://{target}\" to "
+            f'allowed_outbound_hosts. To allow it, add "postgres://{target}" to '
             f"allowed_outbound_hosts in the [component.{host.spec.id}] section of spin.toml.",
         )
