@@ -475,7 +475,7 @@ def _describe(code: Any) -> str:
     return repr(code)
 
 
-def split_authority(authority: str, scheme: str) -> tuple[str, int | None]:
+def split_authority(authority: str) -> tuple[str, int | None]:
     """Split "host:port" (or "[v6]:port") into host and port; port None when absent."""
     if authority.startswith("["):
         end = authority.find("]")
@@ -815,7 +815,7 @@ def _outgoing_handler(host: HostState) -> Callable[..., Variant]:
 
         authority = request.authority or ""
         try:
-            hostname, port = split_authority(authority, scheme)
+            hostname, port = split_authority(authority)
         except ValueError as error:
             host.log.warning("outbound request rejected: %s", error)
             return err(Variant("HTTP-request-URI-invalid"))

@@ -146,15 +146,20 @@ class LineLogStream(OutputStream):
 
         # A guest that never writes a newline still gets its output logged, in pieces.
         if len(self._pending) >= self._max_line_bytes:
-            self.flush()
+            self._emit_pending()
 
     def flush(self) -> None:
+        # Guests flush after every write, often before the newline, so a flush must not
+        # end a line; a partial last line is logged when the stream is closed.
+        pass
+
+    def close(self) -> None:
+        self._emit_pending()
+
+    def _emit_pending(self) -> None:
         if self._pending:
             self._emit(bytes(self._pending))
             self._pending.clear()
-
-    def close(self) -> None:
-        self.flush()
 
     def _emit(self, line: bytes) -> None:
         self._log(line.rstrip(b"\r").decode("utf-8", errors="replace"))

@@ -1,0 +1,103 @@
+"""The host's outbound HTTP client against a local server."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from spinlocal.hosts.http import OutboundError, OutboundRequest
+from spinlocal.http_client import HttpClient
+from tests.runtime.wasi_probe_support import local_server
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    with local_server() as url:
+        yield url
+
+
+def request(
+    base: str, path: str, method: str = "GET", body: bytes = b"", **timeouts: float
+) -> OutboundRequest:
+    scheme, authority = base.split("://")
+    return OutboundRequest(method, scheme, authority, path, [("x-probe", b"1")], body, **timeouts)
+
+
+def test_get_returns_response(server: str) -> None:
+    response = HttpClient().send(request(server, "/hello"))
+
+    assert response.status == 200
+    assert response.body == b"hello from /hello"
+    assert ("x-seen-probe", b"1") in response.headers
+
+
+def test_repeated_headers_are_kept(server: str) -> None:
+    response = HttpClient().send(request(server, "/hello"))
+
+    cookies = [value for name, value in response.headers if name == "set-cookie"]
+    assert cookies == [b"a=1", b"b=2"]
+
+
+def test_post_sends_body(server: str) -> None:
+    response = HttpClient().send(request(server, "/post", "POST", b"data"))
+
+    assert response.body == b"got:data"
+
+
+def test_connections_are_reused(server: str) -> None:
+    client = HttpClient()
+
+    for _ in range(3):
+        client.send(request(server, "/hello"))
+
+    assert client.connections_opened == 1
+
+
+def test_closed_connection_is_not_reused(server: str) -> None:
+    client = HttpClient()
+
+    client.send(request(server, "/close"))
+    response = client.send(request(server, "/hello"))
+
+    assert response.status == 200
+    assert client.connections_opened == 2
+
+
+def test_first_byte_timeout(server: str) -> None:
+    with pytest.raises(OutboundError) as caught:
+        HttpClient().send(request(server, "/slow?s=0.5", first_byte_timeout=0.1))
+
+    assert caught.value.code.tag == "connection-read-timeout"
+
+
+def test_connection_refused() -> None:
+    with pytest.raises(OutboundError) as caught:
+        HttpClient().send(request("http://127.0.0.1:9", "/"))
+
+    assert caught.value.code.tag == "connection-refused"
+
+
+def test_dns_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", fail)
+
+    with pytest.raises(OutboundError) as caught:
+        HttpClient().send(request("http://no-such-host.invalid", "/"))
+
+    assert caught.value.code.tag == "DNS-error"
+
+
+def test_response_over_limit(server: str) -> None:
+    with pytest.raises(OutboundError) as caught:
+        HttpClient(max_response_bytes=5).send(request(server, "/hello"))
+
+    assert caught.value.code.tag == "HTTP-response-body-size"
+
+
+def test_invalid_default_timeout() -> None:
+    with pytest.raises(ValueError, match="default_timeout"):
+        HttpClient(default_timeout=0)

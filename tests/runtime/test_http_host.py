@@ -1,0 +1,109 @@
+"""wasi:http from a real component: the incoming request, the response, outbound requests."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from spinlocal.engine import ComponentRunner
+from tests.runtime.wasi_probe_support import get, header, local_server, probe_runner
+
+LIMIT = 256 * 1024
+
+
+@pytest.fixture(scope="module")
+def runner() -> ComponentRunner:
+    return probe_runner(max_body_bytes=LIMIT)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    with local_server() as url:
+        yield url
+
+
+def test_request_reaches_guest(runner: ComponentRunner) -> None:
+    response = get(runner, "/echo?x=1", b"payload", method="POST")
+
+    assert response.status == 201
+    assert response.body == b"payload"
+    assert header(response, "x-method") == b"POST"
+    assert header(response, "x-uri") == b"/echo?x=1"
+    assert header(response, "x-test") == b"probe"
+
+
+def test_custom_method_reaches_guest(runner: ComponentRunner) -> None:
+    response = get(runner, "/echo", method="PURGE")
+
+    assert header(response, "x-method") == b"PURGE"
+
+
+def test_large_request_body_round_trips(runner: ComponentRunner) -> None:
+    body = bytes(range(256)) * 1000
+
+    response = get(runner, "/echo", body, method="POST")
+
+    assert response.body == body
+
+
+def test_request_over_limit_gets_413(runner: ComponentRunner) -> None:
+    response = get(runner, "/echo", b"x" * (LIMIT + 1), method="POST")
+
+    assert response.status == 413
+
+
+def test_large_response_body(runner: ComponentRunner) -> None:
+    response = get(runner, f"/big?n={LIMIT}")
+
+    assert response.status == 200
+    assert len(response.body) == LIMIT
+
+
+def test_response_over_limit_gets_500(
+    runner: ComponentRunner, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = get(runner, f"/big?n={LIMIT + 1}")
+
+    assert response.status == 500
+    assert any("limit" in r.getMessage() for r in caplog.records)
+
+
+def test_outbound_get(runner: ComponentRunner, server: str) -> None:
+    result = json.loads(get(runner, f"/outbound?url={server}/hello").body)
+
+    assert result["status"] == 200
+    assert result["body"] == "hello from /hello"
+    assert result["headers"]["x-seen-probe"] == "yes"
+
+
+def test_outbound_post_sends_body(runner: ComponentRunner, server: str) -> None:
+    body = b"b" * 50_000
+
+    response = get(runner, f"/outbound?method=POST&url={server}/post", body, method="POST")
+
+    assert json.loads(response.body)["body"] == "got:" + "b" * 50_000
+
+
+def test_outbound_refused(runner: ComponentRunner) -> None:
+    result = json.loads(get(runner, "/outbound?url=http://127.0.0.1:9/").body)
+
+    assert "ConnectionRefused" in result["error"]
+
+
+def test_outbound_denied(runner: ComponentRunner, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="spinlocal.component"):
+        result = json.loads(get(runner, "/outbound?url=https://example.com/").body)
+
+    assert "HttpRequestDenied" in result["error"]
+    assert any("allowed_outbound_hosts" in r.getMessage() for r in caplog.records)
+
+
+def test_outbound_requests_overlap(runner: ComponentRunner, server: str) -> None:
+    first, second = f"{server}/slow?s=0.3", f"{server}/slow?s=0.3"
+
+    result = json.loads(get(runner, f"/outbound-pair?first={first}&second={second}").body)
+
+    assert 0.29 <= result["elapsed"] < 0.55
