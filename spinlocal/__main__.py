@@ -1,0 +1,7 @@
+"""Run `python -m spinlocal build|up ...`."""
+
+import sys
+
+from spinlocal.cli import main
+
+sys.exit(main())
