@@ -67,9 +67,9 @@ def idp_variables(settings: LocalSettings) -> dict[str, str]:
         "auth_audience": settings.audience,
         "auth_issuer": f"{origin}/",
         "auth_jwks_url": f"{origin}/.well-known/jwks.json",
-        # spin.toml widens allowed_outbound_hosts with this variable, so the components
-        # may fetch the JWKS over plain HTTP from the local identity provider.
-        "auth_outbound_host": origin,
+        # spin.toml adds this origin to allowed_outbound_hosts, so the components may
+        # fetch the JWKS over plain HTTP from the local identity provider.
+        "local_idp_origin": origin,
     }
 
 
