@@ -8,6 +8,7 @@ runs on the worker threads of `hosts.http`, so the connection pool is locked.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import http.client
 import logging
@@ -20,7 +21,13 @@ from typing import TypeVar
 
 from wasmtime.component import Record, Variant
 
-from .hosts.http import OutboundError, OutboundRequest, OutboundResponse, split_authority
+from .hosts.http import (
+    OutboundError,
+    OutboundRequest,
+    OutboundResponse,
+    internal_error,
+    split_authority,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +56,23 @@ class HttpClient:
         max_response_bytes: int = 10 * 1024 * 1024,
         default_timeout: float = DEFAULT_TIMEOUT_SECONDS,
         ssl_context: ssl.SSLContext | None = None,
+        self_authority: str | None = None,
     ) -> None:
         if default_timeout <= 0:
             raise ValueError(f"default_timeout must be positive, got {default_timeout!r}")
         self.max_response_bytes = max_response_bytes
         self.default_timeout = default_timeout
         self.ssl_context = ssl_context or ssl.create_default_context()
+        # Where requests to the app itself go ("127.0.0.1:3000"); set by the server.
+        self.self_authority = self_authority
         self._idle: dict[tuple[str, str, int], list[_Connection]] = defaultdict(list)
         self._lock = threading.Lock()
         self.connections_opened = 0
 
     def send(self, request: OutboundRequest) -> OutboundResponse:
         """Send `request` and return its response, or raise `OutboundError`."""
+        if request.to_self:
+            request = self._addressed_to_app(request)
         host, port = _host_and_port(request)
         origin = (request.scheme, host, port)
 
@@ -96,6 +108,16 @@ class HttpClient:
             return response[0]
 
         raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _addressed_to_app(self, request: OutboundRequest) -> OutboundRequest:
+        if self.self_authority is None:
+            raise OutboundError(
+                internal_error("this runtime does not know the app's own address"),
+                f"{request.url}: requests to the app itself need HttpClient(self_authority=...)",
+            )
+        return dataclasses.replace(
+            request, scheme="http", authority=self.self_authority, to_self=False
+        )
 
     def close(self) -> None:
         """Close every idle connection."""
@@ -234,4 +256,4 @@ def _os_error(error: OSError, url: str) -> OutboundError:
         return OutboundError(Variant("destination-unavailable"), f"{url}: {error}")
     if error.errno == errno.ENETUNREACH:
         return OutboundError(Variant("destination-IP-unroutable"), f"{url}: {error}")
-    return OutboundError(Variant("internal-error", f"{type(error).__name__}: {error}"), str(error))
+    return OutboundError(internal_error(f"{type(error).__name__}: {error}"), str(error))

@@ -265,10 +265,14 @@ class OutboundRequest:
     connect_timeout: float | None = None
     first_byte_timeout: float | None = None
     between_bytes_timeout: float | None = None
+    # A request with no host (spin-sdk sends a relative URL as ":80") goes to the app
+    # itself, as `http://self` in `allowed_outbound_hosts` permits.
+    to_self: bool = False
 
     @property
     def url(self) -> str:
-        return f"{self.scheme}://{self.authority}{self.path_with_query}"
+        authority = "self" if self.to_self else self.authority
+        return f"{self.scheme}://{authority}{self.path_with_query}"
 
 
 @dataclass
@@ -794,6 +798,49 @@ def _seconds(nanoseconds: int | None) -> float | None:
     return None if nanoseconds is None else nanoseconds / 1e9
 
 
+def _checked_target(host: HostState, request: OutgoingRequest) -> tuple[str, str, bool] | Variant:
+    """Return (scheme, authority, to_self) of an allowed request, or the error code to send."""
+    scheme = "http"
+    if request.scheme is not None:
+        scheme = request.scheme.tag.lower()
+        if request.scheme.tag == "other":
+            scheme = str(request.scheme.payload)
+    if scheme not in ("http", "https"):
+        host.log.warning("outbound request rejected: unsupported scheme %r", scheme)
+        return Variant("HTTP-protocol-error")
+
+    authority = request.authority or ""
+    try:
+        hostname, port = split_authority(authority)
+    except ValueError as error:
+        host.log.warning("outbound request rejected: %s", error)
+        return Variant("HTTP-request-URI-invalid")
+
+    path = request.path_with_query or "/"
+    if not hostname:
+        if host.allowed_hosts.allows_self((scheme,)):
+            return scheme, authority, True
+        host.log.warning(
+            'outbound request to %s (the app itself) denied: add "http://self" to the '
+            "component's allowed_outbound_hosts to permit it",
+            path,
+        )
+        return Variant("HTTP-request-denied")
+
+    if not host.allowed_hosts.allows(scheme, hostname, port):
+        host.log.warning(
+            "outbound request to %s://%s%s denied: add %s://%s to the component's "
+            "allowed_outbound_hosts to permit it",
+            scheme,
+            authority,
+            path,
+            scheme,
+            authority,
+        )
+        return Variant("HTTP-request-denied")
+    return scheme, authority, False
+
+
 def _outgoing_handler(host: HostState) -> Callable[..., Variant]:
     def handle(store: Any, request_handle: Any, options_handle: Any) -> Variant:
         context = current(host)
@@ -802,38 +849,11 @@ def _outgoing_handler(host: HostState) -> Callable[..., Variant]:
         if options_handle is not None:
             options = context.take(store, options_handle)
 
-        scheme = "http"
-        if request.scheme is not None:
-            scheme = (
-                request.scheme.tag.lower()
-                if request.scheme.tag != "other"
-                else str(request.scheme.payload)
-            )
-        if scheme not in ("http", "https"):
-            host.log.warning("outbound request rejected: unsupported scheme %r", scheme)
-            return err(Variant("HTTP-protocol-error"))
-
-        authority = request.authority or ""
-        try:
-            hostname, port = split_authority(authority)
-        except ValueError as error:
-            host.log.warning("outbound request rejected: %s", error)
-            return err(Variant("HTTP-request-URI-invalid"))
-        if not hostname:
-            host.log.warning("outbound request rejected: the request has no authority")
-            return err(Variant("HTTP-request-URI-invalid"))
-
+        target = _checked_target(host, request)
+        if isinstance(target, Variant):
+            return err(target)
+        scheme, authority, to_self = target
         path = request.path_with_query or "/"
-        url = f"{scheme}://{authority}{path}"
-        if not host.allowed_hosts.allows(scheme, hostname, port):
-            host.log.warning(
-                "outbound request to %s denied: add %s://%s to the component's "
-                "allowed_outbound_hosts to permit it",
-                url,
-                scheme,
-                authority,
-            )
-            return err(Variant("HTTP-request-denied"))
 
         future = FutureIncomingResponse(host)
         body = request.body
@@ -853,6 +873,7 @@ def _outgoing_handler(host: HostState) -> Callable[..., Variant]:
                     connect_timeout=_seconds(options.connect_timeout),
                     first_byte_timeout=_seconds(options.first_byte_timeout),
                     between_bytes_timeout=_seconds(options.between_bytes_timeout),
+                    to_self=to_self,
                 )
             )
 

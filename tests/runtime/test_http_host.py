@@ -107,3 +107,19 @@ def test_outbound_requests_overlap(runner: ComponentRunner, server: str) -> None
     result = json.loads(get(runner, f"/outbound-pair?first={first}&second={second}").body)
 
     assert 0.29 <= result["elapsed"] < 0.55
+
+
+def test_self_request_denied_by_default(runner: ComponentRunner) -> None:
+    result = json.loads(get(runner, "/outbound?url=/hello").body)
+
+    assert "HttpRequestDenied" in result["error"]
+
+
+def test_self_request_reaches_app(server: str) -> None:
+    authority = server.removeprefix("http://")
+    self_runner = probe_runner(allowed_outbound_hosts=("http://self",), self_authority=authority)
+
+    result = json.loads(get(self_runner, "/outbound?url=/hello").body)
+
+    assert result["status"] == 200
+    assert result["body"] == "hello from /hello"

@@ -6,8 +6,15 @@ import threading
 import time
 
 import pytest
+from wasmtime.component import Variant
 
-from spinlocal.hosts.http import Fields, HeaderError, split_authority
+from spinlocal.hosts.http import (
+    Fields,
+    FutureIncomingResponse,
+    FuturePollable,
+    HeaderError,
+    split_authority,
+)
 from spinlocal.hosts.io import (
     BytesInputStream,
     DeadlinePollable,
@@ -151,3 +158,20 @@ def test_split_authority(authority: str, expected: tuple[str, int | None]) -> No
 def test_split_authority_bad_port() -> None:
     with pytest.raises(ValueError, match="invalid port"):
         split_authority("example.com:http")
+
+
+def test_unfinished_outbound_body_fails_future() -> None:
+    import logging
+    from types import SimpleNamespace
+
+    host = SimpleNamespace(
+        log=logging.getLogger("test"), services=SimpleNamespace(http_client=None)
+    )
+    future = FutureIncomingResponse(host)  # type: ignore[arg-type]
+
+    assert poll_until_ready([FuturePollable(future)]) == [0]
+    assert future.outcome is not None
+    assert future.outcome.tag == "err"
+    code = future.outcome.payload
+    assert isinstance(code, Variant)
+    assert code.tag == "internal-error"

@@ -30,6 +30,7 @@ def probe_runner(
     environment: dict[str, str] | None = None,
     allowed_outbound_hosts: tuple[str, ...] = ("http://127.0.0.1:*",),
     max_body_bytes: int = 10 * 1024 * 1024,
+    self_authority: str | None = None,
 ) -> ComponentRunner:
     """Build (or reuse) the probe component and return a runner for it."""
     spec = ComponentSpec(
@@ -48,7 +49,7 @@ def probe_runner(
         key_value=None,  # type: ignore[arg-type]
         sqlite=None,  # type: ignore[arg-type]
         postgres=None,  # type: ignore[arg-type]
-        http_client=HttpClient(max_response_bytes=max_body_bytes),
+        http_client=HttpClient(max_response_bytes=max_body_bytes, self_authority=self_authority),
         max_body_bytes=max_body_bytes,
     )
     return ComponentRunner(create_engine(), spec, services, CompileCache(COMPILE_CACHE))
