@@ -17,6 +17,8 @@ Rules, applied by `JwksCache.signing_key`:
 - A missing, expired or corrupt entry is refetched; a corrupt one is overwritten.
 - A `kid` missing from a fresh set triggers one refetch, at most once per
   `REFETCH_MIN_INTERVAL_SECS` per entry (the attempt time is stored in the entry).
+  Failed fetches record their time too, so an unreachable JWKS URL is also tried at
+  most once per interval while a stale set is in use.
 - When a refetch fails, the last good set stays in the store and is used for at most
   `STALE_GRACE_SECS` past its expiry; beyond that, or with no set at all, the caller
   gets `JwksUnavailableError` (a 503 for the client).
@@ -210,6 +212,7 @@ class JwksCache:
                 )
                 return None
             logger.info("kid %r not in the cached JWKS of %s; refetching", kid, self.jwks_url)
+            return self._refresh(entry, kid, now, unknown_kid=True)
         elif entry is not None and not self._may_refetch(entry, now):
             # The set has expired, but a refetch failed moments ago: do not retry yet.
             return self._use_stale(entry, kid, now, "the last refetch failed recently")
@@ -219,9 +222,17 @@ class JwksCache:
                 "miss" if entry is None else "expired", self.jwks_url,
             )
 
-        return self._refresh(entry, kid, now)
+        return self._refresh(entry, kid, now, unknown_kid=False)
 
-    def _refresh(self, entry: CacheEntry | None, kid: str, now: float) -> rs256.RSAPublicKey | None:
+    def _refresh(
+        self, entry: CacheEntry | None, kid: str, now: float, *, unknown_kid: bool
+    ) -> rs256.RSAPublicKey | None:
+        """Fetch the JWKS and store it; on failure fall back to `entry`.
+
+        Only refetches for an unknown `kid` and failed attempts record
+        `last_refetch_attempt`, so a token signed with a key that rotated in just after a
+        routine fetch still gets one refetch.
+        """
         try:
             jwks = self._fetch_jwks()
         except (FetchError, InvalidJwksError) as error:
@@ -237,7 +248,7 @@ class JwksCache:
             fetched_at=now,
             expires_at=now + self.ttl_secs,
             jwks=jwks,
-            last_refetch_attempt=now,
+            last_refetch_attempt=now if unknown_kid else None,
         )
         self._store(fresh)
         return fresh.find_key(kid)
