@@ -50,7 +50,7 @@ def sql(statement: str, *params: list[Any]) -> dict[str, Any]:
 
 
 def test_values_round_trip(runner: ComponentRunner) -> None:
-    params = [
+    params: list[list[Any]] = [
         ["Integer", -9223372036854775808], ["Integer", 9223372036854775807],
         ["Real", "-0.0"], ["Real", "inf"], ["Real", "0.1"],
         ["Text", "héllo ✓ 😀"], ["Blob", bytes(range(256)).hex()], ["Null"],
