@@ -1,0 +1,74 @@
+"""Pure helpers of codethings.db: placeholders, timestamps, error classification."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from codethings.db import DatabaseError, postgres_host, to_dollar_placeholders, utc_timestamp
+
+
+def test_placeholders_numbered_in_order() -> None:
+    sql = "UPDATE t SET a = ?, b = ? WHERE id = ?"
+    assert to_dollar_placeholders(sql) == "UPDATE t SET a = $1, b = $2 WHERE id = $3"
+
+
+def test_placeholders_none() -> None:
+    assert to_dollar_placeholders("SELECT 1") == "SELECT 1"
+
+
+@pytest.mark.parametrize("sql", ["SELECT '?'", 'SELECT "?x" FROM t', "SELECT 1 -- why?"])
+def test_placeholders_reject_quotes(sql: str) -> None:
+    with pytest.raises(ValueError):
+        to_dollar_placeholders(sql)
+
+
+def test_timestamp_fixed_width_utc() -> None:
+    moment = datetime(2026, 12, 4, 21, 8, 34, 5, tzinfo=timezone(timedelta(hours=1)))
+    assert utc_timestamp(moment) == "2026-12-04T20:08:34.000005Z"
+
+
+def test_timestamp_text_order_is_time_order() -> None:
+    early = datetime(2026, 1, 1, 9, 59, 59, 999999, tzinfo=UTC)
+    late = early + timedelta(microseconds=1)
+    assert utc_timestamp(early) < utc_timestamp(late)
+
+
+def test_timestamp_naive_rejected() -> None:
+    with pytest.raises(ValueError):
+        utc_timestamp(datetime(2026, 1, 1))
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        'duplicate key value violates unique constraint "profiles_pkey"',
+        "UNIQUE constraint failed: profiles.id",
+    ],
+)
+def test_error_unique_violation(message: str) -> None:
+    assert DatabaseError("query-failed", message).is_unique_violation
+
+
+def test_error_foreign_key_not_unique() -> None:
+    error = DatabaseError("io", "FOREIGN KEY constraint failed")
+    assert not error.is_unique_violation
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"), [("connection-failed", True), ("io", True), ("query-failed", False)]
+)
+def test_error_unavailable(kind: str, expected: bool) -> None:
+    assert DatabaseError(kind, "x").is_unavailable is expected
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("postgres://user:secret@db.example.com:5432/app", "db.example.com:5432"),
+        ("postgres://db.example.com/app", "db.example.com"),
+        ("postgres://u:p@ss@127.0.0.1", "127.0.0.1"),
+    ],
+)
+def test_postgres_host_hides_password(url: str, host: str) -> None:
+    assert postgres_host(url) == host
