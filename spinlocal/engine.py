@@ -351,6 +351,7 @@ class ComponentRunner:
 
         context = RequestContext(component_id=self.spec.id, log=host.log)
         host.current = context
+        outparam = None
         started = time.perf_counter()
         try:
             store = wasmtime.Store(self.engine)
@@ -371,6 +372,16 @@ class ComponentRunner:
             host.log.error("%s %s failed: %s", request.method, request.path_with_query, error)
             return _plain_response(500, "internal server error\n")
         except Exception as error:  # a trap, a guest exception or a host bug
+            if _response_overflow(outparam):
+                host.log.error(
+                    "%s %s failed: the response body is larger than the limit of %d bytes "
+                    "(the component then failed with %s)",
+                    request.method,
+                    request.path_with_query,
+                    limit,
+                    describe_failure(error),
+                )
+                return _plain_response(500, "internal server error\n")
             host.log.error(
                 "%s %s failed in component %s: %s",
                 request.method,
@@ -401,10 +412,23 @@ def _is_guest_failure(error: BaseException) -> bool:
 
 
 def describe_failure(error: BaseException) -> str:
-    """Return the type and first line of an error; a trap's wasm backtrace is left out."""
+    """Return the type and cause of an error, leaving out a trap's wasm backtrace."""
     text = str(error).strip()
-    first_line = text.splitlines()[0] if text else ""
-    return f"{type(error).__name__}: {first_line}"
+    # wasmtime formats a trap as "error while executing at wasm backtrace: <frames>
+    # Caused by: <cause>"; the cause is the useful part.
+    if "Caused by:" in text:
+        cause = text.split("Caused by:", 1)[1]
+        summary = "; ".join(line.strip() for line in cause.splitlines() if line.strip())
+    else:
+        summary = text.splitlines()[0] if text else ""
+    return f"{type(error).__name__}: {summary}"
+
+
+def _response_overflow(outparam: Any) -> bool:
+    """Tell whether the guest's response body went over the size limit before it failed."""
+    result = getattr(getattr(outparam, "state", None), "result", None)
+    body = getattr(getattr(result, "payload", None), "body", None)
+    return bool(getattr(body, "overflowed", False))
 
 
 def _plain_response(status: int, text: str) -> HttpResponse:
