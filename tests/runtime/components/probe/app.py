@@ -5,6 +5,9 @@ imported while it builds. Query parameters select what a route does; results com
 as JSON so tests can assert on single fields.
 """
 
+# Routes report any error to the test as JSON, whatever its type.
+# ruff: noqa: BLE001
+
 import asyncio
 import json
 import os
