@@ -6,7 +6,7 @@ Layout of the state directory:
     state.json       {"keys": [{"kid", "jwk"}...], "current_kid", "issuer", "audience"}
 
 `state.json` lists the public JWKs in creation order, so the JWKS endpoint reads one
-small file per request and sees keys added by `rotate` in another process. It is
+small file per request and serves keys that `rotate` added in another process. It is
 replaced atomically (write a temporary file, then rename).
 """
 

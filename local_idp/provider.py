@@ -62,7 +62,7 @@ class LocalIdentityProvider:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._jwks_fetches = 0
-        # When set, the JWKS endpoint answers with this status and no keys, so tests can
+        # When set, the JWKS endpoint responds with this status and no keys, so tests can
         # simulate an identity provider outage.
         self.jwks_failure_status: int | None = None
         self.store.load_or_create()

@@ -61,8 +61,8 @@ def where_to_set(key: str) -> str:
 class ConfigError(ProblemError):
     """A required setting is missing or a setting has an invalid value.
 
-    It is a `ProblemError` with status 500, so the web layer answers it like any other
-    problem; `key` names the setting and `message` says what is wrong with it.
+    It is a `ProblemError` with status 500, so the web layer turns it into a response
+    like any other problem. `key` names the setting, and `message` states what is wrong.
     """
 
     def __init__(self, key: str, message: str) -> None:
@@ -100,14 +100,19 @@ def _read_raw(kv: KeyValue, variables: Variables, environ: Mapping[str, str]) ->
     stored = set(kv.get_keys()).intersection(SETTING_KEYS)
     raw: dict[str, str] = {}
     for key in SETTING_KEYS:
-        value = _from_store(kv, key) if key in stored else None
+        value = _clean(_from_store(kv, key) if key in stored else None)
         if not value:
-            value = variables.get(key)
+            value = _clean(variables.get(key))
         if not value:
-            value = environ.get(key.upper())
+            value = _clean(environ.get(key.upper()))
         if value:
-            raw[key] = value.strip()
+            raw[key] = value
     return raw
+
+
+def _clean(value: str | None) -> str:
+    # Surrounding whitespace is never meant, and a blank value counts as unset.
+    return (value or "").strip()
 
 
 def _from_store(kv: KeyValue, key: str) -> str | None:

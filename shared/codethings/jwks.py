@@ -1,7 +1,7 @@
 """JWKS cache in the key-value store.
 
 Spin's key-value store has no TTL, so each cache entry is one JSON value that carries
-its own expiry; a reader therefore never sees a key set paired with another set's
+its own expiry. A reader therefore always gets a key set together with its own
 expiry:
 
     {"fetched_at": 1733340000.0, "expires_at": 1733340300.0,

@@ -5,7 +5,7 @@ and the component's CPython has no `_ssl`. Inside the component a placeholder `s
 module is installed only while `import jwt` runs, then removed again. PyJWKClient,
 the only user of `ssl`, cannot work in a component anyway; `jwks.py` fetches the JWKS.
 
-`verify_rs256` uses a private `PyJWS` instance that knows only `PureRS256Algorithm`, so
+`verify_rs256` uses a private `PyJWS` instance with only `PureRS256Algorithm` registered, so
 no token can select another algorithm, even on the host where `cryptography` provides
 PyJWT's own RS256. That also means host tests exercise the pure-Python verifier.
 """

@@ -19,8 +19,8 @@ _STANDARD_MEMBERS = frozenset({"type", "title", "status", "detail", "instance"})
 class ProblemError(Exception):
     """An error that maps to one HTTP problem response.
 
-    `extra` holds extension members for the body (for example `jwks_url`), and
-    `headers` holds response headers such as `WWW-Authenticate` or `Retry-After`.
+    `extra` contains extension members for the body (for example `jwks_url`), and
+    `headers` contains response headers such as `WWW-Authenticate` or `Retry-After`.
     """
 
     def __init__(

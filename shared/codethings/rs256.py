@@ -1,8 +1,8 @@
 """Pure-Python RSASSA-PKCS1-v1_5 signature verification with SHA-256 (RS256).
 
 `cryptography` is a native extension and cannot run inside a component, so tokens are
-verified with Python integers: RSAVP1 is one `pow`, and the encoded message is compared
-with the expected EMSA-PKCS1-v1_5 encoding in constant time (RFC 8017, sections 8.2.2
+verified with Python integers. RSAVP1 is one `pow`. The encoded message is then compared
+in constant time with the expected EMSA-PKCS1-v1_5 encoding (RFC 8017, sections 8.2.2
 and 9.2). Verification only: this module never sees a private key.
 """
 

@@ -89,7 +89,7 @@ def test_probe_missing_token_challenge(runner: ComponentRunner):
 
 
 def test_probe_silent_jwks_server_times_out(idp: LocalIdentityProvider, tmp_path: Path):
-    # A server that accepts connections but never answers: the fetch must give up after
+    # A server that accepts connections but never responds: the fetch must give up after
     # its timeout (3 s) and the request must get 503, not hang.
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))

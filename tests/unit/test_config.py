@@ -145,3 +145,13 @@ def test_settings_store_read_in_one_pass():
     store = MemoryKeyValue({"auth_domain": b"kv.example.test", "unrelated": b"x"})
     load_settings(store, MappingVariables(), REQUIRED_ENV)
     assert store.get_calls == 1
+
+
+def test_settings_blank_store_value_falls_through():
+    settings = load(store={"auth_domain": b"   "}, environ=REQUIRED_ENV)
+    assert settings.auth_domain == "env.example.test"
+
+
+def test_settings_values_stripped():
+    settings = load(variables={"auth_audience": " code-things\n"}, environ=REQUIRED_ENV)
+    assert settings.auth_audience == "code-things"

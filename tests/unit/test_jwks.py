@@ -163,7 +163,7 @@ def test_stale_set_beyond_grace_unavailable(key_a: SigningKey):
     assert caught.value.jwks_url == JWKS_URL
 
 
-def test_stale_set_beyond_grace_without_refetch_unavailable(key_a: SigningKey):
+def test_stale_beyond_grace_inside_rate_limit(key_a: SigningKey):
     # Even inside the refetch rate limit, a set past the grace period is not used.
     store, fetch = MemoryKeyValue(), FakeFetch()
     seed(store, key_a, fetched_at=NOW - TTL - STALE_GRACE_SECS - 1, last_attempt=NOW - 5)
@@ -253,7 +253,7 @@ def test_unknown_kid_refetch_recorded_in_entry(key_a: SigningKey, key_b: Signing
     assert stored_entry(store).last_refetch_attempt == NOW
 
 
-def test_unknown_kid_right_after_routine_fetch_refetches(key_a: SigningKey, key_b: SigningKey):
+def test_unknown_kid_after_routine_fetch(key_a: SigningKey, key_b: SigningKey):
     # A key rotated in just after a routine fetch must not wait for the rate limit.
     store = MemoryKeyValue()
     fetch = FakeFetch(responses=[(200, jwks_body(key_a)), (200, jwks_body(key_a, key_b))])

@@ -1,8 +1,8 @@
 """Test component: authenticates the request with the shared library inside WebAssembly.
 
-It uses the real seams: settings from the `default` key-value store, Spin variables
-and the component environment; the JWKS fetched with `platform.spin_fetch` and cached
-in the `default` store. The response is 200 with `{"sub", "pure_rs256"}`, or the
+It uses the real seams. Settings come from the `default` key-value store, Spin
+variables and the component environment. The JWKS is fetched with
+`platform.spin_fetch` and cached in the `default` store. The response is 200 with `{"sub", "pure_rs256"}`, or the
 library's problem response.
 """
 
