@@ -4,6 +4,9 @@
 - `.../slow?ms=N`: sleeps N milliseconds before answering (for shutdown tests).
 - `.../kv?key=K`: returns the value of K in the default key-value store.
 - `.../var?name=N`: returns component variable N.
+
+The JSON also carries the component variable `who`, so a test can tell which of several
+components declared with this same source served a request.
 """
 
 import json
@@ -12,6 +15,7 @@ from urllib.parse import parse_qs, urlparse
 
 from spin_sdk import http, key_value, variables
 from spin_sdk.http import Request, Response
+from spin_sdk.wit.types import Err
 
 
 class IncomingHandler(http.IncomingHandler):
@@ -31,8 +35,13 @@ class IncomingHandler(http.IncomingHandler):
         if path.endswith("/var"):
             return Response(200, {"content-type": "text/plain"}, variables.get(query["name"]).encode())
 
+        try:
+            who = variables.get("who")
+        except Err:  # the component variable `who` is not declared
+            who = None
         spin = {name: value for name, value in request.headers.items() if name.startswith("spin-")}
         payload = {
+            "who": who,
             "method": request.method,
             "uri": request.uri,
             "headers": spin,
