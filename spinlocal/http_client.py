@@ -31,7 +31,8 @@ from .hosts.http import (
 
 log = logging.getLogger(__name__)
 
-# Used when the guest sets no timeout; spin-sdk's Python `http.send` never sets one.
+# Used when the guest sets no timeout, because spin-sdk's Python `http.send` never sets one.
+# NOTE: 60 s is this runtime's choice; Spin's own default timeouts were not checked.
 DEFAULT_TIMEOUT_SECONDS = 60.0
 MAX_IDLE_PER_ORIGIN = 8
 
@@ -76,8 +77,8 @@ class HttpClient:
         host, port = _host_and_port(request)
         origin = (request.scheme, host, port)
 
-        # A pooled connection the server has closed fails on first use: retry once on a
-        # new connection, as browsers and urllib3 do.
+        # A pooled connection the server has closed fails on first use, so retry once on a
+        # new connection.
         for attempt in range(2):
             connection, reused = self._checkout(origin, request)
             try:

@@ -221,7 +221,7 @@ class OutgoingResponse:
 
 
 class ResponseOutparam:
-    """Where the guest puts its response: `result` holds `ok(response)` or `err(code)`."""
+    """Where the guest puts its response: `result` is `ok(response)` or `err(code)`."""
 
     def __init__(self) -> None:
         self.result: Variant | None = None
@@ -293,7 +293,7 @@ class OutboundError(Exception):
 
 
 class OutboundSender(Protocol):
-    """What `HostServices.http_client` must provide; `send` may run on a worker thread."""
+    """The interface `HostServices.http_client` provides; `send` may run on a worker thread."""
 
     def send(self, request: OutboundRequest) -> OutboundResponse: ...
 
@@ -403,7 +403,7 @@ class FuturePollable(Pollable):
 
 
 class ResponseError(Exception):
-    """The guest did not produce a usable response; the message says why."""
+    """The guest did not produce a usable response; the message explains why."""
 
 
 @dataclass

@@ -24,7 +24,7 @@ POLLABLE = "wasi:io/poll.pollable"
 INPUT_STREAM = "wasi:io/streams.input-stream"
 OUTPUT_STREAM = "wasi:io/streams.output-stream"
 
-# The most bytes `check-write` allows at once; WASI lets a host choose any positive value.
+# Maximum bytes `check-write` allows at once; WASI lets a host choose any positive value.
 WRITE_BUDGET = 1 << 20
 
 _progress = threading.Condition()
@@ -149,8 +149,8 @@ class LineLogStream(OutputStream):
             self._emit_pending()
 
     def flush(self) -> None:
-        # Guests flush after every write, often before the newline, so a flush must not
-        # end a line; a partial last line is logged when the stream is closed.
+        # Guests flush after every write, often before the newline, so a flush must not end
+        # a line. A partial last line is logged when the stream is closed.
         pass
 
     def close(self) -> None:
