@@ -238,6 +238,8 @@ class JwksCache:
         except (FetchError, InvalidJwksError) as error:
             logger.warning("fetching the JWKS from %s failed: %s", self.jwks_url, error)
             if entry is None:
+                # NOTE: with no entry there is nowhere to record the attempt, so while the
+                # JWKS URL is down every request without a cached set tries (and waits) again.
                 raise JwksUnavailableError(self.jwks_url, str(error)) from error
             self._store(replace(entry, last_refetch_attempt=now))
             if now < entry.expires_at:
