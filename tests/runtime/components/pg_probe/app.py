@@ -3,18 +3,21 @@
 Request body (JSON):
     {"api": "v2" | "v3", "address": "postgres://...",
      "steps": [{"op": "query" | "execute", "sql": "...", "params": [["Int32", 5], ...]}],
-     "leak": false, "fail_after": false}
+     "leak": false, "fail_after": false, "noop": false}
 
-A parameter is [case, value]: the case is the WIT case name in the SDK's CamelCase
+A query step with "summary": true reports only the row count and the time the call
+took as the guest measured it. A parameter is [case, value]: the case is the WIT case name in the SDK's CamelCase
 ("Int16", "Floating64", "DbNull"...). Binary values are hex strings, floats are strings
 ("inf", "-0.0") and tuples are lists. The response body reports every result the same
 way, so the test sees exactly what the guest received. "leak" keeps the connection
 alive in a module global instead of closing it; "fail_after" raises after the steps,
-so the request fails while the connection is still open.
+so the request fails while the connection is still open. "noop" returns at once,
+for benchmarks that need a baseline request.
 """
 
 import json
 import math
+import time
 
 from spin_sdk import http
 from spin_sdk.http import Request, Response
@@ -38,7 +41,7 @@ def encode(value):
         if math.isnan(value):
             return {"float": "nan"}
         return {"float": repr(value)}
-    if isinstance(value, bool) or isinstance(value, (int, str)) or value is None:
+    if isinstance(value, (bool, int, str)) or value is None:
         return value
     if isinstance(value, (list, tuple)):
         return [encode(item) for item in value]
@@ -66,6 +69,8 @@ def decode_param(module, spec):
 
 
 def run(body):
+    if body.get("noop"):
+        return {}
     if body["api"] == "v2":
         connection_class, param_module = pg_v2.Connection, types_v2
     else:
@@ -83,7 +88,12 @@ def run(body):
     for step in body.get("steps", []):
         params = [decode_param(param_module, p) for p in step.get("params", [])]
         try:
-            if step["op"] == "query":
+            if step["op"] == "query" and step.get("summary"):
+                started = time.perf_counter()
+                row_set = connection.query(step["sql"], params)
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                results.append({"ok": {"rows": len(row_set.rows), "elapsed_ms": elapsed_ms}})
+            elif step["op"] == "query":
                 row_set = connection.query(step["sql"], params)
                 results.append({"ok": {
                     "columns": [[c.name, encode(c.data_type)] for c in row_set.columns],
