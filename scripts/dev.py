@@ -6,7 +6,7 @@
     python3 scripts/dev.py token --sub S  print a token for subject S
     python3 scripts/dev.py test [ARGS]    start PostgreSQL, build, run pytest ARGS
     python3 scripts/dev.py lint           ruff and mypy
-    python3 scripts/dev.py bench [ARGS]   run the benchmarks (bench/run.py)
+    python3 scripts/dev.py bench [ARGS]   run the benchmarks in bench/
     python3 scripts/dev.py clean [--all]  remove build output and state (--all: the venvs too)
 
 Runs under the system python3 with the standard library only.
@@ -76,14 +76,25 @@ def command_lint(args: argparse.Namespace) -> int:
 
 
 def command_bench(args: argparse.Namespace) -> int:
-    script = REPO_ROOT / "bench" / "run.py"
-    if not script.is_file():
-        raise DevError(f"{script} not found; the benchmarks live in bench/")
+    """Run bench/run.py if it exists, otherwise every bench/bench_*.py in name order."""
+    bench_dir = REPO_ROOT / "bench"
+    runner = bench_dir / "run.py"
+    scripts = [runner] if runner.is_file() else sorted(bench_dir.glob("bench_*.py"))
+    if not scripts:
+        raise DevError(f"no benchmark found: {bench_dir} has neither run.py nor bench_*.py")
     environments.ensure_all()
     ensure_postgres()
     build()
-    command = [str(venv_python(HOST_VENV)), str(script), *args.bench_args]
-    return subprocess.run(command, cwd=REPO_ROOT, check=False).returncode
+
+    failed = []
+    for script in scripts:
+        log.info("running %s", script.relative_to(REPO_ROOT))
+        command = [str(venv_python(HOST_VENV)), str(script), *args.bench_args]
+        if subprocess.run(command, cwd=REPO_ROOT, check=False).returncode != 0:
+            failed.append(script.name)
+    if failed:
+        raise DevError(f"benchmarks failed or missed their targets: {', '.join(failed)}")
+    return 0
 
 
 def command_clean(args: argparse.Namespace) -> int:
@@ -138,7 +149,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
     bench_parser = commands.add_parser("bench", help="run the benchmarks")
     bench_parser.add_argument(
-        "bench_args", nargs=argparse.REMAINDER, help="arguments passed to bench/run.py"
+        "bench_args", nargs=argparse.REMAINDER, help="arguments passed to each benchmark script"
     )
     bench_parser.set_defaults(run=command_bench)
 

@@ -36,7 +36,7 @@ DEFAULT_AUDIENCE = "code-things"
 
 @dataclass(frozen=True)
 class LocalSettings:
-    """Where the app and the identity provider listen, from the environment or defaults."""
+    """Listen addresses of the app and the identity provider, and the token audience."""
 
     listen: str = DEFAULT_LISTEN
     idp_port: int = DEFAULT_IDP_PORT
@@ -169,7 +169,7 @@ def _print_banner(settings: LocalSettings) -> None:
         f"\nCode Things: http://{settings.listen}  (identity provider: {settings.idp_origin})\n"
         "Get a token in another terminal:  make token SUB=alice\n"
         f'Then:  curl -H "Authorization: Bearer $(make -s token SUB=alice)" '
-        f"http://{settings.listen}/api/profile\n"
+        f"http://{settings.listen}/api/profile/me\n"
         "Stop with Ctrl-C.\n",
         flush=True,
     )
