@@ -22,6 +22,8 @@ Rules, applied by `JwksCache.signing_key`:
 - When a refetch fails, the last good set stays in the store and is used for at most
   `STALE_GRACE_SECS` past its expiry; beyond that, or with no set at all, the caller
   gets `JwksUnavailableError` (a 503 for the client).
+- When the first fetch fails, an entry with an empty `keys` list records the attempt,
+  so requests within `REFETCH_MIN_INTERVAL_SECS` get the 503 without another fetch.
 """
 
 from __future__ import annotations
@@ -238,8 +240,11 @@ class JwksCache:
         except (FetchError, InvalidJwksError) as error:
             logger.warning("fetching the JWKS from %s failed: %s", self.jwks_url, error)
             if entry is None:
-                # NOTE: with no entry there is nowhere to record the attempt, so while the
-                # JWKS URL is down every request without a cached set tries (and waits) again.
+                # Record the failed attempt in an entry without keys, so the next requests
+                # within the refetch interval get 503 at once instead of waiting again.
+                self._store(
+                    CacheEntry(fetched_at=now, expires_at=now, jwks={"keys": []}, last_refetch_attempt=now)
+                )
                 raise JwksUnavailableError(self.jwks_url, str(error)) from error
             self._store(replace(entry, last_refetch_attempt=now))
             if now < entry.expires_at:
@@ -258,6 +263,8 @@ class JwksCache:
     def _use_stale(
         self, entry: CacheEntry, kid: str, now: float, reason: str
     ) -> rs256.RSAPublicKey | None:
+        if not entry.jwks["keys"]:
+            raise JwksUnavailableError(self.jwks_url, f"{reason}, and no key set was fetched yet")
         stale_for = now - entry.expires_at
         if stale_for > STALE_GRACE_SECS:
             raise JwksUnavailableError(

@@ -179,6 +179,28 @@ def test_no_set_and_fetch_failure_unavailable():
     assert "connection refused" in caught.value.reason
 
 
+def test_no_set_failure_rate_limited():
+    store, fetch = MemoryKeyValue(), FakeFetch(default=FetchError("connection refused"))
+    cache = make_cache(store, fetch)
+    with pytest.raises(JwksUnavailableError):
+        cache.signing_key("key-a", NOW)
+    with pytest.raises(JwksUnavailableError) as caught:
+        cache.signing_key("key-a", NOW + REFETCH_MIN_INTERVAL_SECS - 1)
+    assert fetch.calls == 1
+    assert "no key set" in caught.value.reason
+
+
+def test_no_set_failure_retried_after_interval(key_a: SigningKey):
+    store = MemoryKeyValue()
+    fetch = FakeFetch(responses=[FetchError("connection refused"), (200, jwks_body(key_a))])
+    cache = make_cache(store, fetch)
+    with pytest.raises(JwksUnavailableError):
+        cache.signing_key("key-a", NOW)
+    key = cache.signing_key("key-a", NOW + REFETCH_MIN_INTERVAL_SECS)
+    assert key is not None
+    assert stored_entry(store).kids() == ["key-a"]
+
+
 def test_no_set_and_http_error_unavailable():
     store, fetch = MemoryKeyValue(), FakeFetch(default=(404, b"not found"))
     with pytest.raises(JwksUnavailableError) as caught:
@@ -190,7 +212,7 @@ def test_no_set_and_invalid_jwks_unavailable():
     store, fetch = MemoryKeyValue(), FakeFetch(default=(200, b'{"keys": []}'))
     with pytest.raises(JwksUnavailableError):
         make_cache(store, fetch).signing_key("key-a", NOW)
-    assert store.data == {}
+    assert stored_entry(store).kids() == []
 
 
 @pytest.mark.parametrize(
