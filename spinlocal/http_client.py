@@ -95,6 +95,11 @@ class HttpClient:
             except OutboundError:
                 connection.close()
                 raise
+            except http.client.InvalidURL as error:
+                connection.close()
+                raise OutboundError(
+                    Variant("HTTP-request-URI-invalid"), f"{request.url}: {error}"
+                ) from None
             except http.client.HTTPException as error:
                 connection.close()
                 raise OutboundError(Variant("HTTP-protocol-error"), str(error)) from None
@@ -104,6 +109,12 @@ class HttpClient:
             except OSError as error:
                 connection.close()
                 raise _os_error(error, request.url) from None
+            except ValueError as error:
+                # http.client raises ValueError for control characters in a header.
+                connection.close()
+                raise OutboundError(
+                    Variant("HTTP-protocol-error"), f"{request.url}: {error}"
+                ) from None
 
             self._checkin(origin, connection, response)
             return response[0]

@@ -15,6 +15,7 @@ when the response arrives, so several outbound requests can overlap.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -310,13 +311,16 @@ class IncomingResponse:
 
 _executor_lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
+_executor_pid = 0
 
 
 def _outbound_executor() -> ThreadPoolExecutor:
-    global _executor
+    # A forked worker inherits the executor but not its threads, so each process makes its own.
+    global _executor, _executor_pid
     with _executor_lock:
-        if _executor is None:
+        if _executor is None or _executor_pid != os.getpid():
             _executor = ThreadPoolExecutor(_OUTBOUND_THREADS, thread_name_prefix="spinlocal-http")
+            _executor_pid = os.getpid()
         return _executor
 
 

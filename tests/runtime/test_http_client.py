@@ -19,10 +19,17 @@ def server() -> Iterator[str]:
 
 
 def request(
-    base: str, path: str, method: str = "GET", body: bytes = b"", **timeouts: float
+    base: str,
+    path: str,
+    method: str = "GET",
+    body: bytes = b"",
+    first_byte_timeout: float | None = None,
 ) -> OutboundRequest:
     scheme, authority = base.split("://")
-    return OutboundRequest(method, scheme, authority, path, [("x-probe", b"1")], body, **timeouts)
+    headers = [("x-probe", b"1")]
+    return OutboundRequest(
+        method, scheme, authority, path, headers, body, first_byte_timeout=first_byte_timeout
+    )
 
 
 def test_get_returns_response(server: str) -> None:
@@ -101,3 +108,10 @@ def test_response_over_limit(server: str) -> None:
 def test_invalid_default_timeout() -> None:
     with pytest.raises(ValueError, match="default_timeout"):
         HttpClient(default_timeout=0)
+
+
+def test_control_character_in_path(server: str) -> None:
+    with pytest.raises(OutboundError) as caught:
+        HttpClient().send(request(server, "/a b\r\n"))
+
+    assert caught.value.code.tag == "HTTP-request-URI-invalid"
