@@ -17,8 +17,8 @@ v2/v3 conversions in `crates/world`):
 | timestamp, timestamptz (v3)    | datetime     | (y, mo, d, h, mi, s, ns), UTC          |
 | anything else, and v2 dates    | other        | unsupported (NULL is still db-null)    |
 
-Parameter cases map the other way; an `int8` (s8) parameter is sent as PostgreSQL's
-one-byte `"char"`, as Spin's driver does, and unsigned cases fail with
+Parameter cases map the other way. An `int8` (s8) parameter is sent as PostgreSQL's
+one-byte `"char"`, as Spin's driver does. Unsigned cases fail with
 value-conversion-failed "Postgres does not support unsigned integers".
 
 `PostgresConnections` keeps idle connections per connection string for the worker
@@ -193,7 +193,7 @@ def _decode_timestamp(data: bytes) -> tuple[int, int, int, int, int, int, int]:
 
 @dataclass(frozen=True)
 class ColumnCodec:
-    """How one column type OID reaches the guest: WIT column type, value case, decoder."""
+    """Mapping of one column type OID to the guest: WIT column type, value case, decoder."""
 
     data_type: str
     case: str
@@ -294,33 +294,33 @@ def encode_parameters(params: Sequence[Variant]) -> EncodedParameters:
     return encoded
 
 
+_SIMPLE_ENCODERS: dict[str, tuple[int, Callable[[Any], bytes]]] = {
+    "boolean": (BOOL_OID, lambda value: b"\x01" if value else b"\x00"),
+    "int8": (CHAR_OID, lambda value: value.to_bytes(1, "big", signed=True)),
+    "int16": (INT2_OID, lambda value: value.to_bytes(2, "big", signed=True)),
+    "int32": (INT4_OID, lambda value: value.to_bytes(4, "big", signed=True)),
+    "int64": (INT8_OID, lambda value: value.to_bytes(8, "big", signed=True)),
+    "floating32": (FLOAT4_OID, _FLOAT4.pack),
+    "floating64": (FLOAT8_OID, _FLOAT8.pack),
+    "str": (TEXT_OID, lambda value: value.encode("utf-8")),
+    "binary": (BYTEA_OID, bytes),
+}
+
+
 def _encode_parameter(param: Variant, position: int) -> tuple[int, bytes | None]:
     tag = param.tag
     payload: Any = param.payload
+    simple = _SIMPLE_ENCODERS.get(tag)
+    if simple is not None:
+        oid, encode = simple
+        return oid, encode(payload)
     if tag == "db-null":
         return 0, None
-    if tag == "boolean":
-        return BOOL_OID, b"\x01" if payload else b"\x00"
-    if tag == "int8":
-        return CHAR_OID, payload.to_bytes(1, "big", signed=True)
-    if tag == "int16":
-        return INT2_OID, payload.to_bytes(2, "big", signed=True)
-    if tag == "int32":
-        return INT4_OID, payload.to_bytes(4, "big", signed=True)
-    if tag == "int64":
-        return INT8_OID, payload.to_bytes(8, "big", signed=True)
-    if tag == "floating32":
-        return FLOAT4_OID, _FLOAT4.pack(payload)
-    if tag == "floating64":
-        return FLOAT8_OID, _FLOAT8.pack(payload)
-    if tag == "str":
-        return TEXT_OID, payload.encode("utf-8")
-    if tag == "binary":
-        return BYTEA_OID, bytes(payload)
     if tag in ("uint8", "uint16", "uint32", "uint64"):
         raise PostgresError(
             "value-conversion-failed", "Postgres does not support unsigned integers"
         )
+
     if tag == "date":
         return DATE_OID, _INT4.pack(_encode_date(*payload))
     if tag == "time":
@@ -335,6 +335,7 @@ def _encode_parameter(param: Variant, position: int) -> tuple[int, bytes | None]
         if abs(payload) > 8_210_266_876_799:  # chrono's range, about +-262,000 years
             raise _ConversionFailed(f"invalid epoch timestamp {payload}")
         return TIMESTAMPTZ_OID, _INT8.pack(payload * 1_000_000 + _UNIX_EPOCH_PG_MICROS)
+
     raise PostgresError("bad-parameter", f"parameter ${position} has unsupported type {tag!r}")
 
 

@@ -11,9 +11,9 @@ a statement, including more than one statement in a call, is returned as `io` wi
 SQLite's message. Version 3.0.0 adds `changes` and `last-insert-rowid`.
 
 Several worker processes share each database file, so connections use WAL journaling
-and wait up to `busy_timeout` seconds for a lock. Connections are kept per database
-for the worker process and lent to one guest connection at a time; a transaction the
-guest leaves open is rolled back when its connection is returned.
+and wait up to `busy_timeout` seconds for a lock. Each worker process keeps idle
+connections per database and lends each to one guest connection at a time. A
+transaction the guest leaves open is rolled back when its connection is returned.
 """
 
 from __future__ import annotations
