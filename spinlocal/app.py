@@ -72,6 +72,7 @@ def make_host_services(
     from spinlocal.hosts.key_value import KeyValueStores
     from spinlocal.hosts.postgres import PostgresConnections
     from spinlocal.hosts.sqlite import SqliteDatabases
+    from spinlocal.http_client import HttpClient
 
     variables = VariableResolver.for_manifest(manifest, options.variables, options.environ)
     return HostServices(
@@ -79,19 +80,10 @@ def make_host_services(
         key_value=KeyValueStores(state_dir, runtime_config.key_value_stores),
         sqlite=SqliteDatabases(state_dir, runtime_config.sqlite_databases),
         postgres=PostgresConnections(),
-        http_client=_make_http_client(),
+        # The server sets `self_authority` once the worker knows its listening address.
+        http_client=HttpClient(),
         max_body_bytes=options.max_body_bytes,
     )
-
-
-def _make_http_client() -> object | None:
-    try:
-        from spinlocal.http_client import HttpClient  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        # NOTE: until spinlocal.http_client exists, outbound HTTP from components fails.
-        log.warning("spinlocal.http_client is missing: outbound HTTP requests will fail")
-        return None
-    return HttpClient()
 
 
 def prepare_state(

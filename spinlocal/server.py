@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from gunicorn.app.base import BaseApplication
-from gunicorn.arbiter import Arbiter
+from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+from gunicorn.arbiter import Arbiter  # type: ignore[import-untyped]
 
 from spinlocal.app import LocalApp, payload_too_large
 from spinlocal.engine import HttpRequest, HttpResponse
@@ -160,14 +160,14 @@ def _status_line(status: int) -> str:
         return f"{status} Unknown"
 
 
-class _GracefulArbiter(Arbiter):  # type: ignore[misc]
+class _GracefulArbiter(Arbiter):  # type: ignore[misc, unused-ignore]
     """gunicorn's master, with SIGINT (Ctrl-C) stopping as gracefully as SIGTERM."""
 
     def handle_int(self) -> None:
         self.handle_term()
 
 
-class Server(BaseApplication):  # type: ignore[misc]
+class Server(BaseApplication):  # type: ignore[misc, unused-ignore]
     """A gunicorn application whose workers each build a LocalApp with `app_factory`."""
 
     def __init__(
@@ -256,6 +256,11 @@ class Server(BaseApplication):  # type: ignore[misc]
     def _post_worker_init(self, worker: Any) -> None:
         # Ctrl-C reaches the workers too; make it stop them gracefully, like SIGTERM.
         signal.signal(signal.SIGINT, worker.handle_exit)
+
+        # Requests a component sends to the app itself go to this server's address.
+        if self.local_app is not None and worker.sockets:
+            host, port = worker.sockets[0].getsockname()[:2]
+            self.local_app.services.http_client.self_authority = f"{host}:{port}"
         os.write(self._ready_write, b"1")
 
     def _worker_exit(self, server: Any, worker: Any) -> None:

@@ -33,7 +33,9 @@ class IncomingHandler(http.IncomingHandler):
             value = key_value.open_default().get(query["key"])
             return Response(200, {"content-type": "text/plain"}, value or b"<missing>")
         if path.endswith("/var"):
-            return Response(200, {"content-type": "text/plain"}, variables.get(query["name"]).encode())
+            return Response(
+                200, {"content-type": "text/plain"}, variables.get(query["name"]).encode()
+            )
 
         try:
             who = variables.get("who")
