@@ -1,8 +1,8 @@
 """Build the app's components with `spinlocal build`, skipping the build when nothing changed.
 
 The stamp is a SHA-256 over spin.toml, the build requirements and every file the
-components' `watch` patterns match (plus all `.py` files under each build `workdir` and
-under `shared/`), so editing any source of a component rebuilds all of them.
+components' `watch` patterns match, plus all `.py` files under each build `workdir` and
+under `shared/` beside spin.toml. Editing any source of a component rebuilds all of them.
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ from devtools.paths import (
 )
 
 log = logging.getLogger(__name__)
-
-SHARED_LIBRARY = REPO_ROOT / "shared"
 
 
 @dataclass(frozen=True)
@@ -81,8 +79,9 @@ def sources_digest(
     """Hash every input of the component builds."""
     files: set[Path] = {manifest.resolve(), *(path.resolve() for path in extra_files)}
     roots = [target.workdir for target in targets]
-    if SHARED_LIBRARY.is_dir():
-        roots.append(SHARED_LIBRARY)
+    shared_library = manifest.parent / "shared"
+    if shared_library.is_dir():
+        roots.append(shared_library)
     for root in roots:
         files.update(path.resolve() for path in root.rglob("*.py"))
     for target in targets:
@@ -95,7 +94,8 @@ def sources_digest(
     for path in sorted(files):
         if "__pycache__" in path.parts or not path.is_file():
             continue
-        sha.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0")
+        # Paths relative to the manifest keep the digest the same in another checkout.
+        sha.update(os.path.relpath(path, manifest.parent).encode() + b"\0")
         sha.update(path.read_bytes() + b"\0")
     return sha.hexdigest()
 

@@ -87,7 +87,9 @@ def test_actionlint_no_findings() -> None:
     if actionlint is None:
         if os.environ.get("CODETHINGS_REQUIRE_ACTIONLINT") == "1":
             pytest.fail("actionlint is missing; install requirements/workflow-lint.txt")
-        pytest.skip("actionlint is not installed (requirements/workflow-lint.txt needs GitHub access)")
+        pytest.skip(
+            "actionlint is not installed (requirements/workflow-lint.txt needs GitHub access)"
+        )
     result = subprocess.run(
         [actionlint, "-no-color", *map(str, WORKFLOWS)],
         capture_output=True,
@@ -100,7 +102,9 @@ def test_actionlint_no_findings() -> None:
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda path: path.name)
 def test_workflow_actions_pinned_to_sha(workflow: Path) -> None:
-    uses = re.findall(r"^\s*(?:-\s+)?uses:\s*(\S+)", workflow.read_text(encoding="utf-8"), re.M)
+    uses = re.findall(
+        r"^\s*(?:-\s+)?uses:\s*(\S+)", workflow.read_text(encoding="utf-8"), re.MULTILINE
+    )
     assert uses, f"{workflow.name} uses no action"
     unpinned = [ref for ref in uses if not FULL_SHA.search(ref)]
     assert unpinned == []
@@ -109,7 +113,7 @@ def test_workflow_actions_pinned_to_sha(workflow: Path) -> None:
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda path: path.name)
 def test_workflow_permissions_read_only(workflow: Path) -> None:
     text = workflow.read_text(encoding="utf-8")
-    assert re.search(r"^permissions:\n  contents: read\n(?!  )", text, re.M)
+    assert re.search(r"^permissions:\n  contents: read\n(?!  )", text, re.MULTILINE)
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda path: path.name)
@@ -142,12 +146,12 @@ def test_workflow_run_scripts_no_expressions(workflow: Path) -> None:
 
 def test_deploy_workflow_production_environment() -> None:
     text = (WORKFLOWS_DIR / "deploy.yml").read_text(encoding="utf-8")
-    assert re.search(r"^\s+environment: production$", text, re.M)
+    assert re.search(r"^\s+environment: production$", text, re.MULTILINE)
 
 
 def test_deploy_workflow_concurrency_group() -> None:
     text = (WORKFLOWS_DIR / "deploy.yml").read_text(encoding="utf-8")
-    assert re.search(r"^concurrency:\n  group: \S+", text, re.M)
+    assert re.search(r"^concurrency:\n  group: \S+", text, re.MULTILINE)
 
 
 def test_readme_documents_test_command() -> None:
@@ -161,7 +165,9 @@ def test_readme_documents_up_command() -> None:
 def test_ci_run_runs_test_command() -> None:
     commands = [line for line in _code_lines(CI_RUN) if line.startswith(TEST_COMMAND)]
     assert len(commands) == 1
-    assert re.fullmatch(rf"{TEST_COMMAND}(\s+<\s*/dev/null)?(\s+2>&1)?(\s+\|\s+tee .*)?", commands[0])
+    assert re.fullmatch(
+        rf"{TEST_COMMAND}(\s+<\s*/dev/null)?(\s+2>&1)?(\s+\|\s+tee .*)?", commands[0]
+    )
 
 
 def test_ci_run_strict_bash() -> None:
@@ -172,7 +178,7 @@ def test_ci_run_strict_bash() -> None:
 
 def test_makefile_test_target_runs_dev_test() -> None:
     text = MAKEFILE.read_text(encoding="utf-8")
-    assert re.search(r"^test:\n\t@\$\(DEV\) test\b", text, re.M)
+    assert re.search(r"^test:\n\t@\$\(DEV\) test\b", text, re.MULTILINE)
 
 
 def test_pyproject_pins_match_requirements() -> None:
@@ -180,7 +186,9 @@ def test_pyproject_pins_match_requirements() -> None:
     project = pyproject["project"]
     locked = _pins(_requirement_lines("host.txt") + _requirement_lines("dev.txt"))
     declared = _pins(project["dependencies"] + project["optional-dependencies"]["dev"])
-    mismatched = {name: version for name, version in declared.items() if locked.get(name) != version}
+    mismatched = {
+        name: version for name, version in declared.items() if locked.get(name) != version
+    }
     assert mismatched == {}
 
 

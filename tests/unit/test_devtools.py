@@ -1,0 +1,191 @@
+"""Tests of the pure parts of scripts/devtools: stamps, manifest reading and command lines."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS_DIR = REPO_ROOT / "scripts"
+if str(SCRIPTS_DIR) not in sys.path:
+    sys.path.insert(0, str(SCRIPTS_DIR))
+
+from devtools import DevError
+from devtools.components import build_targets, read_manifest, sources_digest
+from devtools.environments import is_current, requirements_digest
+from devtools.local_app import (
+    LocalSettings,
+    idp_variables,
+    select_declared,
+    spinlocal_up_command,
+    token_command,
+)
+from devtools.testing import DEFAULT_POSTGRES_URL, postgres_test_environment
+
+MANIFEST_TEXT = """
+spin_manifest_version = 2
+[application]
+name = "demo"
+[variables]
+auth_domain = { default = "" }
+[[trigger.http]]
+route = "/a/..."
+component = "a"
+[component.a]
+source = "a/app.wasm"
+[component.a.build]
+workdir = "a"
+command = "true"
+watch = ["*.py", "../shared/lib/*.py"]
+[component.b]
+source = "b.wasm"
+"""
+
+
+def _write_app(root: Path) -> Path:
+    manifest = root / "spin.toml"
+    manifest.write_text(MANIFEST_TEXT, encoding="utf-8")
+    (root / "a").mkdir()
+    (root / "a" / "app.py").write_text("x = 1\n", encoding="utf-8")
+    (root / "shared" / "lib").mkdir(parents=True)
+    (root / "shared" / "lib" / "util.py").write_text("y = 1\n", encoding="utf-8")
+    return manifest
+
+
+def _digest(manifest: Path) -> str:
+    targets = build_targets(read_manifest(manifest), manifest.parent)
+    return sources_digest(targets, manifest, ())
+
+
+def test_requirements_digest_follows_includes(tmp_path: Path) -> None:
+    (tmp_path / "base.txt").write_text("a==1\n", encoding="utf-8")
+    (tmp_path / "dev.txt").write_text("-r base.txt\nb==2\n", encoding="utf-8")
+    before = requirements_digest([tmp_path / "dev.txt"])
+
+    (tmp_path / "base.txt").write_text("a==2\n", encoding="utf-8")
+
+    assert requirements_digest([tmp_path / "dev.txt"]) != before
+
+
+def test_requirements_digest_stable(tmp_path: Path) -> None:
+    (tmp_path / "r.txt").write_text("a==1\n", encoding="utf-8")
+    assert requirements_digest([tmp_path / "r.txt"]) == requirements_digest([tmp_path / "r.txt"])
+
+
+def test_is_current_missing_venv(tmp_path: Path) -> None:
+    (tmp_path / "r.txt").write_text("a==1\n", encoding="utf-8")
+    assert not is_current(tmp_path / "venv", [tmp_path / "r.txt"])
+
+
+def test_build_targets_skip_unbuilt(tmp_path: Path) -> None:
+    manifest = _write_app(tmp_path)
+    targets = build_targets(read_manifest(manifest), tmp_path)
+    assert [target.component_id for target in targets] == ["a"]
+    assert targets[0].source == tmp_path / "a" / "app.wasm"
+    assert targets[0].workdir == tmp_path / "a"
+
+
+def test_build_targets_real_manifest() -> None:
+    targets = build_targets(read_manifest(REPO_ROOT / "spin.toml"), REPO_ROOT)
+    assert {target.component_id for target in targets} == {"profile-api", "posts-api"}
+
+
+def test_read_manifest_missing(tmp_path: Path) -> None:
+    with pytest.raises(DevError, match="not found"):
+        read_manifest(tmp_path / "spin.toml")
+
+
+def test_read_manifest_invalid_toml(tmp_path: Path) -> None:
+    (tmp_path / "spin.toml").write_text("[component\n", encoding="utf-8")
+    with pytest.raises(DevError, match="not valid TOML"):
+        read_manifest(tmp_path / "spin.toml")
+
+
+def test_sources_digest_shared_change(tmp_path: Path) -> None:
+    manifest = _write_app(tmp_path)
+    before = _digest(manifest)
+
+    (tmp_path / "shared" / "lib" / "util.py").write_text("y = 2\n", encoding="utf-8")
+
+    assert _digest(manifest) != before
+
+
+def test_sources_digest_component_change(tmp_path: Path) -> None:
+    manifest = _write_app(tmp_path)
+    before = _digest(manifest)
+
+    (tmp_path / "a" / "new.py").write_text("z = 1\n", encoding="utf-8")
+
+    assert _digest(manifest) != before
+
+
+def test_sources_digest_ignores_pycache(tmp_path: Path) -> None:
+    manifest = _write_app(tmp_path)
+    before = _digest(manifest)
+
+    (tmp_path / "a" / "__pycache__").mkdir()
+    (tmp_path / "a" / "__pycache__" / "app.py").write_text("cached\n", encoding="utf-8")
+
+    assert _digest(manifest) == before
+
+
+def test_sources_digest_independent_of_location(tmp_path: Path) -> None:
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    first = _write_app(tmp_path / "one")
+    second = _write_app(tmp_path / "two")
+    assert _digest(first) == _digest(second)
+
+
+def test_idp_variables_declared_in_manifest() -> None:
+    declared = read_manifest(REPO_ROOT / "spin.toml")["variables"]
+    undeclared = sorted(set(idp_variables(LocalSettings())) - set(declared))
+    assert undeclared == []
+
+
+def test_idp_variables_follow_port() -> None:
+    variables = idp_variables(LocalSettings(idp_port=9999))
+    assert variables["auth_jwks_url"] == "http://127.0.0.1:9999/.well-known/jwks.json"
+    assert variables["auth_issuer"] == "http://127.0.0.1:9999/"
+    assert variables["local_idp_origin"] == "http://127.0.0.1:9999"
+
+
+def test_select_declared_drops_unknown() -> None:
+    manifest_data = {"variables": {"auth_domain": {"default": ""}}}
+    selected = select_declared({"auth_domain": "d", "other": "x"}, manifest_data)
+    assert selected == {"auth_domain": "d"}
+
+
+def test_up_command_applies_sqlite_schema() -> None:
+    command = spinlocal_up_command(LocalSettings(), {"auth_domain": "d"})
+    assert command[command.index("--sqlite") + 1] == f"@{REPO_ROOT / 'db' / 'sqlite.sql'}"
+    assert command[command.index("--listen") + 1] == "127.0.0.1:3000"
+    assert command[command.index("--variable") + 1] == "auth_domain=d"
+
+
+def test_token_command_matches_app_issuer() -> None:
+    settings = LocalSettings(idp_port=9999, audience="aud")
+    command = token_command(settings, "alice")
+    assert command[command.index("--issuer") + 1] == idp_variables(settings)["auth_issuer"]
+    assert command[command.index("--audience") + 1] == "aud"
+    assert command[command.index("--sub") + 1] == "alice"
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "http", ""])
+def test_local_settings_reject_bad_port(port: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CODETHINGS_IDP_PORT", port)
+    with pytest.raises(DevError, match="CODETHINGS_IDP_PORT"):
+        LocalSettings.from_environ()
+
+
+def test_postgres_environment_defaults() -> None:
+    environment = postgres_test_environment({})
+    assert environment["CODETHINGS_TEST_POSTGRES_URL"] == DEFAULT_POSTGRES_URL
+    assert environment["CODETHINGS_REQUIRE_POSTGRES"] == "1"
+
+
+def test_postgres_environment_keeps_override() -> None:
+    environment = postgres_test_environment({"CODETHINGS_TEST_POSTGRES_URL": "postgres://db/x"})
+    assert environment["CODETHINGS_TEST_POSTGRES_URL"] == "postgres://db/x"
