@@ -7,23 +7,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-from spinlocal.engine import (
-    CompileCache,
-    ComponentRunner,
-    HostServices,
-    HttpRequest,
-    HttpResponse,
-    create_engine,
-)
+from spinlocal.engine import ComponentRunner, HostServices, HttpRequest, HttpResponse
 from spinlocal.http_client import HttpClient
 from spinlocal.manifest import ComponentSpec
 from spinlocal.variables import VariableResolver
-from tests.support.components import REPO_ROOT, build_component
+from tests.support.runtime import component_wasm, header, make_runner
 
-PROBE_DIR = Path(__file__).parent / "components" / "wasi_probe"
-COMPILE_CACHE = REPO_ROOT / "build" / "compile-cache"
+__all__ = ["get", "header", "local_server", "probe_runner"]
 
 
 def probe_runner(
@@ -35,7 +26,7 @@ def probe_runner(
     """Build (or reuse) the probe component and return a runner for it."""
     spec = ComponentSpec(
         id="wasi-probe",
-        source=build_component(PROBE_DIR),
+        source=component_wasm("wasi_probe"),
         environment=environment or {},
         allowed_outbound_hosts=allowed_outbound_hosts,
         key_value_stores=(),
@@ -52,17 +43,12 @@ def probe_runner(
         http_client=HttpClient(max_response_bytes=max_body_bytes, self_authority=self_authority),
         max_body_bytes=max_body_bytes,
     )
-    return ComponentRunner(create_engine(), spec, services, CompileCache(COMPILE_CACHE))
+    return make_runner(spec, services)
 
 
 def get(runner: ComponentRunner, path: str, body: bytes = b"", method: str = "GET") -> HttpResponse:
     """Send one request to the runner."""
     return runner.handle(HttpRequest(method, path, [("x-test", b"probe")], body))
-
-
-def header(response: HttpResponse, name: str) -> bytes | None:
-    """Return the first value of a response header, or None."""
-    return next((value for key, value in response.headers if key == name), None)
 
 
 class _Handler(BaseHTTPRequestHandler):
