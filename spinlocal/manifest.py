@@ -149,7 +149,7 @@ def load_manifest(path: Path | str, *, check_sources: bool = True) -> AppManifes
     return _Loader(manifest_path, document, check_sources).load()
 
 
-def is_kebab_id(value: str) -> str | None:
+def kebab_id_problem(value: str) -> str | None:
     """Return why `value` is not a Spin kebab-case id (like a component id), or None."""
     if not value:
         return "must not be empty"
@@ -401,7 +401,7 @@ class _Loader:
         self, component_id: str, table: Any, variables: Mapping[str, VariableSpec]
     ) -> ComponentSpec:
         field = f"component.{component_id}"
-        problem = is_kebab_id(component_id)
+        problem = kebab_id_problem(component_id)
         if problem is not None:
             raise self.error(
                 field, f"invalid component id {component_id!r}: {problem} (use kebab-case)"
@@ -595,7 +595,7 @@ class _Loader:
             # Inline component: named like Spin names it, then stored with the others.
             component_id = f"{trigger_id}-component"
             counter = 1
-            while is_kebab_id(component_id) is not None or component_id in components:
+            while kebab_id_problem(component_id) is not None or component_id in components:
                 component_id = f"inline-component{counter}"
                 counter += 1
             components[component_id] = self._component(component_id, value, variables)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from spinlocal.manifest import ManifestError, is_kebab_id, load_manifest, route_problem
+from spinlocal.manifest import ManifestError, kebab_id_problem, load_manifest, route_problem
 from tests.runtime.manifest_helpers import BASIC, assert_schema_valid, write_manifest
 
 WASM = ("profile.wasm", "internal.wasm")
@@ -297,11 +297,11 @@ def test_wagi_executor_rejected(tmp_path: Path) -> None:
 
 
 def test_kebab_id_rules() -> None:
-    assert is_kebab_id("profile-api") is None
-    assert is_kebab_id("api-2") is None
-    assert is_kebab_id("API-V2") is None
-    assert is_kebab_id("Api") is not None
-    assert is_kebab_id("") is not None
+    assert kebab_id_problem("profile-api") is None
+    assert kebab_id_problem("api-2") is None
+    assert kebab_id_problem("API-V2") is None
+    assert kebab_id_problem("Api") is not None
+    assert kebab_id_problem("") is not None
 
 
 def test_route_rules_accept_valid() -> None:

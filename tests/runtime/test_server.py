@@ -288,7 +288,11 @@ def test_startup_route_listing(app: tuple[str, Path]) -> None:
     assert f"Ready: open {base_url}/" in log
 
 
-def test_graceful_sigterm(wasm: Path, state_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_graceful_stop(
+    wasm: Path, state_dir: Path, tmp_path: Path, stop_signal: signal.Signals
+) -> None:
+    """SIGTERM, or SIGINT sent to the whole process group as Ctrl-C does, lets requests finish."""
     manifest = write_app(tmp_path / "app", wasm)
     port = free_port()
     log_file = (tmp_path / "server.log").open("w+b")
@@ -298,6 +302,7 @@ def test_graceful_sigterm(wasm: Path, state_dir: Path, tmp_path: Path) -> None:
         stdout=log_file,
         stderr=subprocess.STDOUT,
         env={**os.environ, **ENV},
+        start_new_session=True,
     )
     try:
         base_url = f"http://127.0.0.1:{port}"
@@ -315,7 +320,7 @@ def test_graceful_sigterm(wasm: Path, state_dir: Path, tmp_path: Path) -> None:
         thread = threading.Thread(target=slow_request)
         thread.start()
         time.sleep(0.7)
-        process.send_signal(signal.SIGTERM)
+        os.killpg(process.pid, stop_signal)
         thread.join(30)
         exit_code = process.wait(30)
     finally:
