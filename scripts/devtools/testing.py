@@ -15,20 +15,21 @@ log = logging.getLogger(__name__)
 # pytest's exit code when it collected no test at all.
 PYTEST_NO_TESTS = 5
 
-DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/test"
+# The server where the PostgreSQL tests create and drop their own databases. The tests
+# fail, not skip, when it does not answer.
+DEFAULT_POSTGRES_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 
 
 def postgres_test_environment(environ: dict[str, str]) -> dict[str, str]:
-    """Return the variables that make the PostgreSQL tests run, and fail when the database is missing.
+    """Return the variables that point the PostgreSQL tests at a server.
 
     A value already set in the environment wins, so CI can point the tests at a
     service container.
     """
     return {
-        "CODETHINGS_TEST_POSTGRES_URL": environ.get(
-            "CODETHINGS_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL
+        "CODETHINGS_PG_ADMIN_URL": environ.get(
+            "CODETHINGS_PG_ADMIN_URL", DEFAULT_POSTGRES_ADMIN_URL
         ),
-        "CODETHINGS_REQUIRE_POSTGRES": environ.get("CODETHINGS_REQUIRE_POSTGRES", "1"),
     }
 
 

@@ -22,7 +22,7 @@ from devtools.local_app import (
     spinlocal_up_command,
     token_command,
 )
-from devtools.testing import DEFAULT_POSTGRES_URL, postgres_test_environment
+from devtools.testing import DEFAULT_POSTGRES_ADMIN_URL, postgres_test_environment
 
 MANIFEST_TEXT = """
 spin_manifest_version = 2
@@ -182,10 +182,9 @@ def test_local_settings_reject_bad_port(port: str, monkeypatch: pytest.MonkeyPat
 
 def test_postgres_environment_defaults() -> None:
     environment = postgres_test_environment({})
-    assert environment["CODETHINGS_TEST_POSTGRES_URL"] == DEFAULT_POSTGRES_URL
-    assert environment["CODETHINGS_REQUIRE_POSTGRES"] == "1"
+    assert environment["CODETHINGS_PG_ADMIN_URL"] == DEFAULT_POSTGRES_ADMIN_URL
 
 
 def test_postgres_environment_keeps_override() -> None:
-    environment = postgres_test_environment({"CODETHINGS_TEST_POSTGRES_URL": "postgres://db/x"})
-    assert environment["CODETHINGS_TEST_POSTGRES_URL"] == "postgres://db/x"
+    environment = postgres_test_environment({"CODETHINGS_PG_ADMIN_URL": "postgres://db/x"})
+    assert environment["CODETHINGS_PG_ADMIN_URL"] == "postgres://db/x"
