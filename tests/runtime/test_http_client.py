@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -115,3 +117,68 @@ def test_control_character_in_path(server: str) -> None:
         HttpClient().send(request(server, "/a b\r\n"))
 
     assert caught.value.code.tag == "HTTP-request-URI-invalid"
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """Serve the local handler over HTTPS with a self-signed certificate for 127.0.0.1."""
+    cert_path = _self_signed_certificate(tmp_path_factory.mktemp("tls"))
+    with local_server(certificate=cert_path) as url:
+        yield url, cert_path
+
+
+def _self_signed_certificate(directory: Path) -> Path:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    path = directory / "server.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        + certificate.public_bytes(serialization.Encoding.PEM)
+    )
+    return path
+
+
+def test_https_with_trusted_certificate(tls_server: tuple[str, Path]) -> None:
+    url, cert_path = tls_server
+    context = ssl.create_default_context(cafile=str(cert_path))
+
+    response = HttpClient(ssl_context=context).send(request(url, "/hello"))
+
+    assert response.status == 200
+    assert response.body == b"hello from /hello"
+
+
+def test_https_untrusted_certificate(tls_server: tuple[str, Path]) -> None:
+    url, _ = tls_server
+
+    with pytest.raises(OutboundError) as caught:
+        HttpClient().send(request(url, "/hello"))
+
+    assert caught.value.code.tag == "TLS-certificate-error"

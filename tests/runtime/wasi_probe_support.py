@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from spinlocal.engine import ComponentRunner, HostServices, HttpRequest, HttpResponse
 from spinlocal.http_client import HttpClient
@@ -82,14 +84,22 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def local_server() -> Iterator[str]:
-    """Serve `_Handler` on a free port of 127.0.0.1; yield its base URL."""
+def local_server(certificate: Path | None = None) -> Iterator[str]:
+    """Serve `_Handler` on a free port of 127.0.0.1, over TLS if given a PEM file with the
+    key and certificate; yield its base URL."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
+    scheme = "http"
+    if certificate is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certificate)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
