@@ -212,7 +212,7 @@ class HostServices:
 
 @dataclass
 class HostState:
-    """What the host functions of one component in one worker process can reach."""
+    """State that the host functions of one component in one worker process share."""
 
     spec: ComponentSpec
     services: HostServices
@@ -270,8 +270,8 @@ def host_modules() -> list[Callable[[Any, HostState], None]]:
         key_value.define,
         variables.define,
     ]
-    # NOTE: postgres and sqlite are written separately; until a module exists, its
-    # imports are defined by hosts.unsupported and trap with a logged line.
+    # A database host module that fails to import (for example a missing driver) costs
+    # only its own interface: hosts.unsupported then defines its imports as logged traps.
     try:
         from .hosts import postgres
     except ImportError as error:
@@ -341,7 +341,7 @@ class ComponentRunner:
         limit = self.services.max_body_bytes
         if len(request.body) > limit:
             host.log.warning(
-                "%s %s: request body of %d bytes exceeds the limit of %d bytes; answering 413",
+                "%s %s: request body of %d bytes exceeds the limit of %d bytes; responding 413",
                 request.method,
                 request.path_with_query,
                 len(request.body),

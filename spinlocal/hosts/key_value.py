@@ -8,9 +8,9 @@ Stores are found by label, as in Spin:
 - other labels come from the runtime configuration: type `spin` (a SQLite file at
   `path`) or `redis` (a server at `url`, keys stored as plain Redis keys).
 
-A component may open only the stores its manifest lists in `key_value_stores`; any other
-label is `access-denied`, and a listed label with no store behind it is `no-such-store`,
-in that order, as Spin's key-value host decides.
+A component may open only the stores its manifest lists in `key_value_stores`, so any
+other label is `access-denied`. A listed label with no store behind it is
+`no-such-store`. Spin's key-value host checks in this order too.
 """
 
 from __future__ import annotations

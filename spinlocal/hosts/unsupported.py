@@ -2,9 +2,9 @@
 
 spin-sdk components import many interfaces they may never call (`fermyon:spin/llm`,
 `fermyon:spin/mqtt`, `wasi:sockets/*`, ...). Every one must be defined for the component
-to link. This module walks the component's imports after the other host modules ran and
-defines each missing function as a host function that logs which interface and function
-the component called, then traps, so the request fails with a 500 instead of hanging or
+to link. After the other host modules ran, this module walks the component's imports and
+defines each missing function as a host function that logs the interface and function the
+component called, then traps. The request then fails with a 500 instead of hanging or
 failing silently. Missing resources get a host resource type of their own.
 """
 
@@ -66,7 +66,7 @@ def define_missing(
     imports: Mapping[str, Any],
     engine: wasmtime.Engine,
 ) -> list[str]:
-    """Define a logging trap for every imported function nobody defined; return their names.
+    """Define a logging trap for every imported function left undefined; return their names.
 
     An interface a host module already added is reopened: wasmtime merges the new
     definitions into it, so a partly implemented interface gets traps for the rest.

@@ -1,6 +1,6 @@
 """`fermyon:spin/variables@2.0.0`: a component reads its own variables.
 
-A component sees only the names in its `[component.<id>.variables]` table; each value is
+A component can read only the names in its `[component.<id>.variables]` table; each value is
 that table's template rendered from the application variables.
 """
 
