@@ -38,6 +38,8 @@ from devtools.testing import run_pytest
 
 log = logging.getLogger("dev")
 
+PASSTHROUGH_COMMANDS = ("test", "bench")
+
 
 def command_env(args: argparse.Namespace) -> int:
     environments.ensure_all()
@@ -67,7 +69,7 @@ def command_test(args: argparse.Namespace) -> int:
     environments.ensure_all()
     ensure_postgres()
     build()
-    return run_pytest(args.pytest_args)
+    return run_pytest(args.passthrough)
 
 
 def command_lint(args: argparse.Namespace) -> int:
@@ -89,7 +91,7 @@ def command_bench(args: argparse.Namespace) -> int:
     failed = []
     for script in scripts:
         log.info("running %s", script.relative_to(REPO_ROOT))
-        command = [str(venv_python(HOST_VENV)), str(script), *args.bench_args]
+        command = [str(venv_python(HOST_VENV)), str(script), *args.passthrough]
         if subprocess.run(command, cwd=REPO_ROOT, check=False).returncode != 0:
             failed.append(script.name)
     if failed:
@@ -139,17 +141,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     token_parser.set_defaults(run=command_token)
 
-    test_parser = commands.add_parser("test", help="run the whole test suite")
-    test_parser.add_argument(
-        "pytest_args", nargs=argparse.REMAINDER, help="arguments passed to pytest"
+    test_parser = commands.add_parser(
+        "test", help="run the whole test suite; further arguments go to pytest"
     )
     test_parser.set_defaults(run=command_test)
 
     commands.add_parser("lint", help="run ruff and mypy").set_defaults(run=command_lint)
 
-    bench_parser = commands.add_parser("bench", help="run the benchmarks")
-    bench_parser.add_argument(
-        "bench_args", nargs=argparse.REMAINDER, help="arguments passed to each benchmark script"
+    bench_parser = commands.add_parser(
+        "bench", help="run the benchmarks; further arguments go to each script"
     )
     bench_parser.set_defaults(run=command_bench)
 
@@ -159,7 +159,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     clean_parser.set_defaults(run=command_clean)
 
-    return parser.parse_args(argv)
+    # `test` and `bench` pass every argument they do not know, such as pytest's -x, on.
+    args, passthrough = parser.parse_known_args(argv)
+    if passthrough and args.command not in PASSTHROUGH_COMMANDS:
+        parser.error(f"unrecognized arguments: {' '.join(passthrough)}")
+    args.passthrough = passthrough
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

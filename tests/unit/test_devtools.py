@@ -188,3 +188,17 @@ def test_postgres_environment_defaults() -> None:
 def test_postgres_environment_keeps_override() -> None:
     environment = postgres_test_environment({"CODETHINGS_PG_ADMIN_URL": "postgres://db/x"})
     assert environment["CODETHINGS_PG_ADMIN_URL"] == "postgres://db/x"
+
+
+def test_parse_args_passes_pytest_options() -> None:
+    import dev
+
+    args = dev.parse_args(["test", "-x", "tests/unit", "-k", "a or b"])
+    assert args.passthrough == ["-x", "tests/unit", "-k", "a or b"]
+
+
+def test_parse_args_rejects_unknown_for_up() -> None:
+    import dev
+
+    with pytest.raises(SystemExit):
+        dev.parse_args(["up", "-x"])
