@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--state-dir",
         type=Path,
         metavar="DIR",
-        help="folder for stores, databases and compiled components (default: .spin/ beside the manifest)",
+        help="folder for stores, databases and compiled components "
+        "(default: .spin/ beside the manifest)",
     )
     up.add_argument(
         "--workers", type=_positive_int, default=2, metavar="N", help="worker processes (default 2)"
@@ -168,7 +169,7 @@ def run_build(manifest: AppManifest, component_ids: Sequence[str] = ()) -> None:
     unknown = [cid for cid in component_ids if cid not in manifest.components]
     if unknown:
         raise CliError(
-            f"unknown component {', '.join(unknown)}; the manifest declares "
+            f"unknown component {', '.join(unknown)}. The manifest declares "
             f"{', '.join(manifest.components)}"
         )
 
@@ -183,7 +184,7 @@ def run_build(manifest: AppManifest, component_ids: Sequence[str] = ()) -> None:
 
     for spec in selected:
         if spec.build is None:
-            print(f"Component {spec.id} has no build command; skipping it.")
+            print(f"Component {spec.id} has no build command. Skipping it.")
             continue
         for command in spec.build.command:
             print(f"Building component {spec.id} with `{command}`", flush=True)
@@ -204,7 +205,7 @@ def run_build(manifest: AppManifest, component_ids: Sequence[str] = ()) -> None:
 def _run_streaming(command: str, workdir: Path) -> tuple[int, list[str]]:
     """Run `command` through the shell, echoing its output; return exit code and last lines."""
     if not workdir.is_dir():
-        raise CliError(f"build folder {workdir} does not exist; fix `workdir` in the manifest")
+        raise CliError(f"build folder {workdir} does not exist. Fix `workdir` in the manifest")
     tail: collections.deque[str] = collections.deque(maxlen=BUILD_OUTPUT_TAIL_LINES)
     with subprocess.Popen(
         command,
@@ -266,7 +267,7 @@ def _warm_compile_cache(manifest: AppManifest, state_dir: Path) -> None:
     process.join()
     if process.exitcode != 0:
         raise CliError(
-            f"compiling the components failed (exit code {process.exitcode}); see the log above"
+            f"compiling the components failed (exit code {process.exitcode}). See the log above"
         )
     log.info("components compiled or loaded from cache in %.1f s", time.perf_counter() - started)
 

@@ -134,7 +134,7 @@ def load_manifest(path: Path | str, *, check_sources: bool = True) -> AppManifes
         text = manifest_path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ManifestError(
-            manifest_path, None, "file not found; pass the manifest's path with -f/--file"
+            manifest_path, None, "file not found. Pass the manifest's path with -f/--file"
         ) from None
     except OSError as error:
         raise ManifestError(manifest_path, None, f"cannot read the file: {error}") from error
@@ -143,7 +143,7 @@ def load_manifest(path: Path | str, *, check_sources: bool = True) -> AppManifes
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ManifestError(
-            manifest_path, None, f"invalid TOML: {error}; fix the syntax at that position"
+            manifest_path, None, f"invalid TOML: {error}. Fix the syntax at that position"
         ) from error
 
     return _Loader(manifest_path, document, check_sources).load()
@@ -160,15 +160,18 @@ def kebab_id_problem(value: str) -> str | None:
             return "'-'-separated words must not be empty"
         first = word[0]
         if not (first.isascii() and (first.isalpha() or (index > 0 and first.isdigit()))):
-            return f"each word must start with an ASCII letter (or a digit after the first); got {first!r}"
+            return (
+                "each word must start with an ASCII letter, or a digit after the first word. "
+                f"Got {first!r}"
+            )
         upper = first.isupper()
         for char in word[1:]:
             if char.isdigit() or char == ":":
                 continue
             if not (char.isascii() and char.isalnum()):
-                return f"words may contain only ASCII letters and digits; got {char!r}"
+                return f"words may contain only ASCII letters and digits. Got {char!r}"
             if char.isupper() != upper:
-                return f"each word must be all lowercase or all uppercase; got {word!r}"
+                return f"each word must be all lowercase or all uppercase. Got {word!r}"
     return None
 
 
@@ -192,13 +195,13 @@ def route_problem(route: str) -> str | None:
                 return "the wildcard '/...' may only end the route"
             continue
         if "..." in segment and segment != "...":
-            return f"segment {segment!r} mixes '...' with other text; write '/...' as a segment"
+            return f"segment {segment!r} mixes '...' with other text. Write '/...' as a segment"
         if segment == "*":
             if not last:
                 return "the wildcard '/*' may only end the route"
             continue
         if "*" in segment:
-            return f"segment {segment!r} contains '*'; a wildcard is a whole final segment"
+            return f"segment {segment!r} contains '*'. A wildcard is a whole final segment"
         if segment.startswith(":"):
             name = segment[1:]
             if not name:
@@ -209,7 +212,7 @@ def route_problem(route: str) -> str | None:
                     "and must fill the whole segment"
                 )
         elif ":" in segment:
-            return f"segment {segment!r} contains ':'; a parameter fills a whole segment"
+            return f"segment {segment!r} contains ':'. A parameter fills a whole segment"
     return None
 
 
@@ -280,18 +283,18 @@ class _Loader:
             if "spin_version" in self.doc:
                 raise self.error(
                     "spin_version",
-                    "this is a version 1 manifest, which is not supported; convert it to "
+                    "this is a version 1 manifest, which is not supported. Convert it to "
                     "version 2 (`spin doctor` can do this) and set spin_manifest_version = 2",
                 )
             raise self.error(
                 "spin_manifest_version",
-                "missing; add `spin_manifest_version = 2` at the top of the file",
+                "missing. Add `spin_manifest_version = 2` at the top of the file",
             )
         version = self.doc["spin_manifest_version"]
         if isinstance(version, bool) or version != SUPPORTED_MANIFEST_VERSION:
             raise self.error(
                 "spin_manifest_version",
-                f"unsupported value {version!r}; only manifest version 2 is supported: "
+                f"unsupported value {version!r}. Only manifest version 2 is supported: "
                 "set spin_manifest_version = 2",
             )
 
@@ -301,13 +304,13 @@ class _Loader:
                 where = f"{field}.{key}" if field else key
                 raise self.error(
                     where,
-                    f"unknown field {key!r}; allowed fields here: {', '.join(sorted(allowed))}",
+                    f"unknown field {key!r}. Allowed fields here: {', '.join(sorted(allowed))}",
                 )
 
     def _table(self, value: Any, field: str, *, required: bool = False) -> dict[str, Any]:
         if value is None:
             if required:
-                raise self.error(field, f"missing; add a [{field}] table")
+                raise self.error(field, f"missing. Add a [{field}] table")
             return {}
         if not isinstance(value, dict):
             raise self.error(field, f"must be a table, not {type(value).__name__}")
@@ -316,7 +319,7 @@ class _Loader:
     def _string(self, value: Any, field: str, *, required: bool = False) -> str | None:
         if value is None:
             if required:
-                raise self.error(field, "missing; add it as a string")
+                raise self.error(field, "missing. Add it as a string")
             return None
         if not isinstance(value, str):
             raise self.error(field, f"must be a string, not {value!r}")
@@ -354,7 +357,7 @@ class _Loader:
             if part.is_variable and part.text not in variables:
                 raise self.error(
                     field,
-                    f"refers to undeclared application variable {part.text!r}; declare it "
+                    f"refers to undeclared application variable {part.text!r}. Declare it "
                     f"in [variables] (e.g. {part.text} = {{ required = true }})",
                 )
 
@@ -387,12 +390,12 @@ class _Loader:
             if required and default is not None:
                 raise self.error(
                     field,
-                    "has both `required = true` and a default; remove one of them",
+                    "has both `required = true` and a default. Remove one of them",
                 )
             if not required and default is None:
                 raise self.error(
                     field,
-                    "has neither a default nor `required = true`; add one of them",
+                    "has neither a default nor `required = true`. Add one of them",
                 )
             result[name] = VariableSpec(name, default, required, secret, description)
         return result
@@ -413,7 +416,7 @@ class _Loader:
             if table.get(unsupported):
                 raise self.error(
                     f"{field}.{unsupported}",
-                    f"`{unsupported}` is not supported by spinlocal; remove it or run the app "
+                    f"`{unsupported}` is not supported by spinlocal. Remove it or run the app "
                     "with `spin up`",
                 )
         if table.get("ai_models"):
@@ -427,7 +430,7 @@ class _Loader:
         if legacy_hosts:
             raise self.error(
                 f"{field}.allowed_http_hosts",
-                "is deprecated and not supported; list the hosts in allowed_outbound_hosts "
+                "is deprecated and not supported. List the hosts in allowed_outbound_hosts "
                 'with a scheme, e.g. "https://example.com"',
             )
         for index, host in enumerate(hosts):
@@ -468,12 +471,12 @@ class _Loader:
 
     def _source(self, value: Any, field: str, build: BuildSpec | None) -> Path:
         if value is None:
-            raise self.error(field, 'missing; set it to the .wasm file, e.g. source = "app.wasm"')
+            raise self.error(field, 'missing. Set it to the .wasm file, e.g. source = "app.wasm"')
         if isinstance(value, dict):
             kind = "a URL" if "url" in value else "a registry package"
             raise self.error(
                 field,
-                f"{kind} source is not supported: spinlocal runs local files only; download "
+                f"{kind} source is not supported: spinlocal runs local files only. Download "
                 'the .wasm file and set source = "path/to/file.wasm"',
             )
         if not isinstance(value, str) or not value:
@@ -516,12 +519,12 @@ class _Loader:
             if trigger_type != "http":
                 raise self.error(
                     f"trigger.{trigger_type}",
-                    f"`{trigger_type}` triggers are not supported; spinlocal runs HTTP "
+                    f"`{trigger_type}` triggers are not supported. spinlocal runs HTTP "
                     "triggers only ([[trigger.http]])",
                 )
         entries = trigger_table.get("http")
         if entries is None:
-            raise self.error("trigger.http", "missing; add at least one [[trigger.http]]")
+            raise self.error("trigger.http", "missing. Add at least one [[trigger.http]]")
         if not isinstance(entries, list):
             raise self.error("trigger.http", "must be an array of tables: write [[trigger.http]]")
 
@@ -536,7 +539,7 @@ class _Loader:
             if entry.get("components"):
                 raise self.error(
                     f"{field}.components",
-                    'is not supported; name one component with `component = "<id>"`',
+                    'is not supported. Name one component with `component = "<id>"`',
                 )
             self._check_executor(entry.get("executor"), f"{field}.executor")
 
@@ -568,7 +571,7 @@ class _Loader:
             return
         raise self.error(
             field,
-            f"executor type {executor_type!r} is not supported; remove `executor` "
+            f"executor type {executor_type!r} is not supported. Remove `executor` "
             "(spinlocal runs wasi:http components)",
         )
 
@@ -581,7 +584,7 @@ class _Loader:
         variables: Mapping[str, VariableSpec],
     ) -> str:
         if value is None:
-            raise self.error(field, 'missing; name the component, e.g. component = "my-api"')
+            raise self.error(field, 'missing. Name the component, e.g. component = "my-api"')
         if isinstance(value, str):
             if value not in components:
                 known = ", ".join(sorted(components)) or "none"
@@ -605,7 +608,7 @@ class _Loader:
     def _route(self, value: Any, field: str) -> tuple[str | None, bool]:
         if value is None:
             raise self.error(
-                field, 'missing; add e.g. route = "/api/..." or route = { private = true }'
+                field, 'missing. Add e.g. route = "/api/..." or route = { private = true }'
             )
         if isinstance(value, dict):
             self._check_keys(value, {"private"}, field)
@@ -613,7 +616,7 @@ class _Loader:
                 return None, True
             raise self.error(
                 field,
-                "must be a string pattern or `{ private = true }`; `private` must be true",
+                "must be a string pattern or `{ private = true }`. `private` must be true",
             )
         if not isinstance(value, str):
             raise self.error(field, f'must be a string like "/api/...", not {value!r}')
@@ -624,7 +627,7 @@ class _Loader:
             raise self.error(
                 field,
                 f"route {value!r} is under {WELL_KNOWN_PREFIX}, which the runtime reserves "
-                "for itself; choose another path",
+                "for itself. Choose another path",
             )
         return value, False
 
@@ -637,7 +640,7 @@ class _Loader:
             raise self.error(
                 field,
                 f"route {route!r} of component {component_id!r} duplicates the route of "
-                f"component {previous!r}; only one of them could ever be reached, so change one",
+                f"component {previous!r}. Only one of them could ever be reached, so change one",
             )
         seen[key] = component_id
 

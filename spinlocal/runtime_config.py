@@ -57,7 +57,7 @@ def load_runtime_config(path: Path | str) -> RuntimeConfig:
         document = tomllib.loads(config_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RuntimeConfigError(
-            f"{config_path}: file not found; check the --runtime-config-file path"
+            f"{config_path}: file not found. Check the --runtime-config-file path"
         ) from None
     except tomllib.TOMLDecodeError as error:
         raise RuntimeConfigError(f"{config_path}: invalid TOML: {error}") from error
@@ -74,12 +74,12 @@ def load_runtime_config(path: Path | str) -> RuntimeConfig:
                 sqlite_databases[label] = _sqlite_database(config_path, base, label, table)
         elif section in _KNOWN_UNSUPPORTED_SECTIONS:
             raise RuntimeConfigError(
-                f"{config_path}: [{section}] is not supported by spinlocal; remove it, or "
+                f"{config_path}: [{section}] is not supported by spinlocal. Remove it, or "
                 "pass values with --variable or SPIN_VARIABLE_<NAME> instead"
             )
         else:
             raise RuntimeConfigError(
-                f"{config_path}: unknown section [{section}]; supported sections are "
+                f"{config_path}: unknown section [{section}]. Supported sections are "
                 "[key_value_store.<label>] and [sqlite_database.<label>]"
             )
     return RuntimeConfig(key_value_stores, sqlite_databases)
@@ -111,7 +111,7 @@ def _store_type(
 def _required_string(config_path: Path, field: str, table: dict[str, object], key: str) -> str:
     value = table.get(key)
     if not isinstance(value, str) or not value:
-        raise RuntimeConfigError(f"{config_path}: {field}.{key}: missing; set it to a string")
+        raise RuntimeConfigError(f"{config_path}: {field}.{key}: missing. Set it to a string")
     return value
 
 
@@ -119,7 +119,8 @@ def _check_keys(config_path: Path, field: str, table: dict[str, object], allowed
     for key in table:
         if key not in allowed:
             raise RuntimeConfigError(
-                f"{config_path}: {field}.{key}: unknown field; allowed: {', '.join(sorted(allowed))}"
+                f"{config_path}: {field}.{key}: unknown field. "
+                f"Allowed fields: {', '.join(sorted(allowed))}"
             )
 
 

@@ -63,7 +63,7 @@ def variable_name_problem(name: str) -> str | None:
     for char in name:
         if not (("a" <= char <= "z") or ("0" <= char <= "9") or char == "_"):
             return (
-                f"contains {char!r}; variable names may contain only lowercase letters, "
+                f"contains {char!r}. Variable names may contain only lowercase letters, "
                 "digits and underscores"
             )
     if not ("a" <= name[0] <= "z"):
@@ -147,7 +147,7 @@ def load_dotenv(path: Path) -> dict[str, str]:
         if match is None:
             raise VariableError(
                 "provider",
-                f"{path}, line {number}: expected NAME=value; fix or remove the line",
+                f"{path}, line {number}: expected NAME=value. Fix or remove the line",
             )
         name, raw = match.group(1), match.group(2)
         values[name] = _dotenv_value(raw)
@@ -335,7 +335,7 @@ class VariableResolver:
         if template is None:
             raise VariableError(
                 "undefined",
-                f"component {component.id!r} has no variable {name!r}; add it to "
+                f"component {component.id!r} has no variable {name!r}. Add it to "
                 f"[component.{component.id}.variables]",
             )
         return self.render(template)

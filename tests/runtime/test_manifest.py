@@ -106,7 +106,7 @@ def test_inline_component(tmp_path: Path) -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ManifestError, match="file not found; pass the manifest's path"):
+    with pytest.raises(ManifestError, match="file not found. Pass the manifest's path"):
         load_manifest(tmp_path / "nope.toml")
 
 
@@ -118,7 +118,7 @@ def test_toml_syntax_error_line(tmp_path: Path) -> None:
 
 def test_missing_version(tmp_path: Path) -> None:
     message = load_error(tmp_path, BASIC.replace("spin_manifest_version = 2\n", ""))
-    assert "spin_manifest_version: missing; add `spin_manifest_version = 2`" in message
+    assert "spin_manifest_version: missing. Add `spin_manifest_version = 2`" in message
 
 
 def test_version_one_manifest(tmp_path: Path) -> None:
