@@ -1,12 +1,17 @@
-"""LocalApp request handling with stand-in runners (pure logic, no wasm)."""
+"""LocalApp request handling with stand-in runners, and the start-up state preparation."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
-from spinlocal.app import AppOptions, LocalApp
+import pytest
+
+from spinlocal.app import AppOptions, LocalApp, prepare_state
 from spinlocal.engine import HostServices, HttpRequest, HttpResponse
+from spinlocal.hosts.key_value import KeyValueStores
+from spinlocal.hosts.sqlite import SqliteStartupError
 from spinlocal.manifest import load_manifest
 from spinlocal.runtime_config import RuntimeConfig
 from tests.runtime.manifest_helpers import BASIC, write_manifest
@@ -96,3 +101,33 @@ def test_runner_exception_500(tmp_path: Path) -> None:
     outcome = make_app(tmp_path, RecordingRunner(fail=True)).handle(request("/api/profile/x"), "c")
     assert outcome.response.status == 500
     assert outcome.component_id == "profile-api"
+
+
+def test_prepare_state_sqlite(tmp_path: Path) -> None:
+    script = tmp_path / "schema.sql"
+    script.write_text("CREATE TABLE notes (body TEXT);")
+    prepare_state(
+        RuntimeConfig(),
+        tmp_path / "state",
+        sqlite_statements=[f"@{script}", "INSERT INTO notes VALUES ('first')"],
+    )
+    with sqlite3.connect(tmp_path / "state" / "sqlite_db.db") as db:
+        rows = db.execute("SELECT body FROM notes").fetchall()
+    assert rows == [("first",)]
+
+
+def test_prepare_state_sqlite_error(tmp_path: Path) -> None:
+    with pytest.raises(SqliteStartupError, match="NOT VALID SQL"):
+        prepare_state(RuntimeConfig(), tmp_path / "state", sqlite_statements=["NOT VALID SQL"])
+
+
+def test_prepare_state_key_values_overwrite(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    prepare_state(RuntimeConfig(), state, key_values=[("token", "old")])
+    prepare_state(RuntimeConfig(), state, key_values=[("token", "new"), ("other", "x")])
+    stores = KeyValueStores(state)
+    try:
+        assert stores.open("default").get("token") == b"new"
+        assert stores.open("default").get("other") == b"x"
+    finally:
+        stores.close()

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from spinlocal.testing import free_port, run_app
+from spinlocal.testing import AppStartError, free_port, run_app
 from tests.runtime.manifest_helpers import assert_schema_valid
 from tests.support.components import build_component
 
@@ -367,3 +367,12 @@ def test_required_variable_from_env(wasm: Path, state_dir: Path, tmp_path: Path)
     env = {**ENV, "SPIN_VARIABLE_GREETING": "hi"}
     with run_app(manifest, env=env, state_dir=state_dir) as base_url:
         assert get(base_url + "/headers/var?name=greeting") == (200, b"hi!")
+
+
+def test_run_app_start_failure(tmp_path: Path) -> None:
+    manifest = write_app(tmp_path, tmp_path / "absent.wasm")
+    with pytest.raises(AppStartError) as caught, run_app(manifest, env=ENV):
+        pass
+    message = str(caught.value)
+    assert "exited with code 1" in message
+    assert "absent.wasm not found" in message
