@@ -1,4 +1,4 @@
-"""PostgreSQL for components: `fermyon:spin/postgres@2.0.0` and `spin:postgres/postgres@3.0.0`.
+"""PostgreSQL for components: `fermyon:spin/postgres@2.0.0` and `spin:postgres/postgres@3/4`.
 
 Statements run through psycopg 3's libpq layer (`psycopg.pq.PGconn.exec_params`), which
 takes the guest's `$1` placeholders as they are. Parameters go out in binary format
@@ -16,6 +16,10 @@ v2/v3 conversions in `crates/world`):
 | date, time (v3 only)           | date, time   | (y, m, d), (h, m, s, ns)               |
 | timestamp, timestamptz (v3)    | datetime     | (y, mo, d, h, mi, s, ns), UTC          |
 | anything else, and v2 dates    | other        | unsupported (NULL is still db-null)    |
+
+Version 4.0.0 adds uuid, jsonb, decimal, ranges, arrays and interval (see
+`postgres_v4.py`), names the type of `other` columns, and returns the server's error
+fields in a `db-error` record.
 
 Parameter cases map the other way. An `int8` (s8) parameter is sent as PostgreSQL's
 one-byte `"char"`, as Spin's driver does. Unsigned cases fail with
@@ -48,6 +52,16 @@ from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from wasmtime.component import Record, ResourceAny, ResourceHost, Variant
 
+from spinlocal.hosts.postgres_v4 import (
+    BUILTIN_TYPE_NAMES,
+    V4_ONLY_DECODERS,
+    V4_ONLY_ENCODERS,
+    DbErrorInfo,
+    ParameterConversionError,
+    ValueConversionError,
+    make_record,
+    query_error_to_wit,
+)
 from spinlocal.outbound_hosts import postgres_addresses
 from spinlocal.resources import resource_type
 
@@ -92,13 +106,11 @@ DEFAULT_CONNECT_TIMEOUT_SECONDS = 10
 class PostgresError(Exception):
     """A failure reported to the guest as one case of the WIT `error` variant."""
 
-    def __init__(self, case: str, message: str) -> None:
+    def __init__(self, case: str, message: str, db_error: DbErrorInfo | None = None) -> None:
         super().__init__(message)
         self.case = case
         self.message = message
-
-    def to_wit(self) -> Variant:
-        return Variant(self.case, self.message)
+        self.db_error = db_error  # the server's error fields, for query-failed
 
 
 # --- calendar arithmetic (proleptic Gregorian, like chrono) ------------------------------
@@ -195,7 +207,7 @@ def _decode_timestamp(data: bytes) -> tuple[int, int, int, int, int, int, int]:
 class ColumnCodec:
     """Mapping of one column type OID to the guest: WIT column type, value case, decoder."""
 
-    data_type: str
+    data_type: str | Variant  # an enum name before version 4, a variant from then on
     case: str
     decode: Callable[[bytes], Any]
 
@@ -221,12 +233,33 @@ _V3_COLUMNS: dict[int, ColumnCodec] = {
     TIMESTAMPTZ_OID: ColumnCodec("datetime", "datetime", _decode_timestamp),
 }
 
+_V4_COLUMNS: dict[int, ColumnCodec] = {
+    **{
+        oid: ColumnCodec(Variant(str(codec.data_type)), codec.case, codec.decode)
+        for oid, codec in _V3_COLUMNS.items()
+    },
+    **{
+        oid: ColumnCodec(Variant(case), case, decode)
+        for oid, (case, decode) in V4_ONLY_DECODERS.items()
+    },
+}
+
 _DB_NULL = Variant("db-null")
 _UNSUPPORTED = Variant("unsupported")
 
 
-def row_set(result: pq.abc.PGresult, codecs: dict[int, ColumnCodec]) -> Record:
-    """Convert a binary-format result into the WIT `row-set` record."""
+def row_set(
+    result: pq.abc.PGresult,
+    codecs: dict[int, ColumnCodec],
+    other_type: Callable[[int], Any] = lambda oid: "other",
+    unsupported: Callable[[bytes], Variant] = lambda raw: _UNSUPPORTED,
+) -> Record:
+    """Convert a binary-format result into the WIT `row-set` record.
+
+    `other_type` returns the column type of an unmapped type OID and `unsupported` the
+    value of such a column, because they differ between interface versions. Raises
+    `PostgresError("query-failed")` when a value cannot be converted, as Spin does.
+    """
     # Spin returns no columns at all when a query returns no rows.
     if result.ntuples == 0:
         return _record(columns=[], rows=[])
@@ -234,10 +267,12 @@ def row_set(result: pq.abc.PGresult, codecs: dict[int, ColumnCodec]) -> Record:
     columns = []
     column_codecs: list[ColumnCodec | None] = []
     for index in range(result.nfields):
-        codec = codecs.get(result.ftype(index))
+        oid = result.ftype(index)
+        codec = codecs.get(oid)
         column_codecs.append(codec)
         name = (result.fname(index) or b"").decode("utf-8")
-        columns.append(_record(name=name, data_type=codec.data_type if codec else "other"))
+        data_type = codec.data_type if codec is not None else other_type(oid)
+        columns.append(_record(name=name, data_type=data_type))
 
     get_value = result.get_value
     rows = []
@@ -248,18 +283,25 @@ def row_set(result: pq.abc.PGresult, codecs: dict[int, ColumnCodec]) -> Record:
             if raw is None:
                 row.append(_DB_NULL)
             elif codec is None:
-                row.append(_UNSUPPORTED)
+                row.append(unsupported(raw))
             else:
-                row.append(Variant(codec.case, codec.decode(raw)))
+                row.append(Variant(codec.case, _decode(codec, raw, index)))
         rows.append(row)
     return _record(columns=columns, rows=rows)
 
 
-def _record(**fields: Any) -> Record:
-    record = Record()
-    for name, value in fields.items():
-        setattr(record, name.replace("_", "-"), value)
-    return record
+def _decode(codec: ColumnCodec, raw: bytes, index: int) -> Any:
+    try:
+        return codec.decode(raw)
+    except PostgresError:
+        raise
+    except (ValueConversionError, ValueError, struct.error) as error:
+        raise PostgresError(
+            "query-failed", f"cannot convert the value of column {index + 1}: {error}"
+        ) from error
+
+
+_record = make_record
 
 
 # --- parameter encoding ------------------------------------------------------------------
@@ -274,23 +316,26 @@ class EncodedParameters:
     formats: list[int]
 
 
-class _ConversionFailed(ValueError):
-    pass
+def encode_parameters(params: Sequence[Variant], version4: bool = False) -> EncodedParameters:
+    """Encode WIT `parameter-value`s for `exec_params`, mostly in binary format.
 
-
-def encode_parameters(params: Sequence[Variant]) -> EncodedParameters:
-    """Encode WIT `parameter-value`s in PostgreSQL's binary format.
-
-    Raises `PostgresError("value-conversion-failed")` for unsigned cases and
-    `_ConversionFailed` for an invalid date or time; callers map the latter to the case
-    Spin reports for that call.
+    `version4` enables the cases only the 4.0.0 interface has. Raises
+    `PostgresError("value-conversion-failed")` for unsigned cases and
+    `ParameterConversionError` for an invalid value (date, UUID, JSON, decimal...);
+    callers map the latter to the case Spin reports for that call.
     """
     encoded = EncodedParameters([], [], [])
     for position, param in enumerate(params, start=1):
-        oid, value = _encode_parameter(param, position)
+        extra = V4_ONLY_ENCODERS.get(param.tag) if version4 else None
+        if extra is not None:
+            oid, value_format, encode = extra
+            value: bytes | None = encode(param.payload)
+        else:
+            oid, value = _encode_parameter(param, position)
+            value_format = BINARY
         encoded.types.append(oid)
         encoded.values.append(value)
-        encoded.formats.append(BINARY)
+        encoded.formats.append(value_format)
     return encoded
 
 
@@ -333,7 +378,7 @@ def _encode_parameter(param: Variant, position: int) -> tuple[int, bytes | None]
     if tag == "timestamp":
         # Seconds since the Unix epoch, sent as timestamptz like Spin's DateTime<Utc>.
         if abs(payload) > 8_210_266_876_799:  # chrono's range, about +-262,000 years
-            raise _ConversionFailed(f"invalid epoch timestamp {payload}")
+            raise ParameterConversionError(f"invalid epoch timestamp {payload}")
         return TIMESTAMPTZ_OID, _INT8.pack(payload * 1_000_000 + _UNIX_EPOCH_PG_MICROS)
 
     raise PostgresError("bad-parameter", f"parameter ${position} has unsupported type {tag!r}")
@@ -341,35 +386,68 @@ def _encode_parameter(param: Variant, position: int) -> tuple[int, bytes | None]
 
 def _encode_date(year: int, month: int, day: int) -> int:
     if not _is_valid_date(year, month, day):
-        raise _ConversionFailed(f"invalid date y={year}, m={month}, d={day}")
+        raise ParameterConversionError(f"invalid date y={year}, m={month}, d={day}")
     return civil_to_days(year, month, day)
 
 
 def _encode_time(hour: int, minute: int, second: int, nanos: int) -> int:
     if hour > 23 or minute > 59 or second > 59 or nanos > 999_999_999:
-        raise _ConversionFailed(f"invalid time {hour}:{minute}:{second}:{nanos}")
+        raise ParameterConversionError(f"invalid time {hour}:{minute}:{second}:{nanos}")
     return ((hour * 60 + minute) * 60 + second) * 1_000_000 + nanos // 1000
 
 
 # --- connections and the pool ------------------------------------------------------------
 
 
-def _error_message(result: pq.abc.PGresult | None, conn: pq.abc.PGconn) -> str:
-    """Format a server error as "SEVERITY: message (SQLSTATE code)", plus its detail."""
-    if result is not None:
-        primary = result.error_field(pq.DiagnosticField.MESSAGE_PRIMARY)
-        if primary:
-            severity = result.error_field(pq.DiagnosticField.SEVERITY) or b"ERROR"
-            code = result.error_field(pq.DiagnosticField.SQLSTATE) or b"?????"
-            message = f"{severity.decode()}: {primary.decode()} (SQLSTATE {code.decode()})"
-            detail = result.error_field(pq.DiagnosticField.MESSAGE_DETAIL)
-            if detail:
-                message += f"; DETAIL: {detail.decode()}"
-            return message
-        text = result.error_message.decode("utf-8", "replace").strip()
-        if text:
-            return text
-    return conn.error_message.decode("utf-8", "replace").strip() or "connection lost"
+_EXTRA_ERROR_FIELDS = (
+    ("column", pq.DiagnosticField.COLUMN_NAME),
+    ("constraint", pq.DiagnosticField.CONSTRAINT_NAME),
+    ("routine", pq.DiagnosticField.SOURCE_FUNCTION),
+    ("hint", pq.DiagnosticField.MESSAGE_HINT),
+    ("table", pq.DiagnosticField.TABLE_NAME),
+    ("datatype", pq.DiagnosticField.DATATYPE_NAME),
+    ("schema", pq.DiagnosticField.SCHEMA_NAME),
+    ("file", pq.DiagnosticField.SOURCE_FILE),
+    ("line", pq.DiagnosticField.SOURCE_LINE),
+    ("where_", pq.DiagnosticField.CONTEXT),
+)
+
+
+def server_error(result: pq.abc.PGresult | None, conn: pq.abc.PGconn) -> PostgresError:
+    """Build query-failed from a failed result: "SEVERITY: message (SQLSTATE code)".
+
+    The detail, when the server sent one, follows as "; DETAIL: ...". Without an error
+    response (for example a lost connection) the message is libpq's text.
+    """
+
+    def text(field: pq.DiagnosticField) -> str | None:
+        value = result.error_field(field) if result is not None else None
+        return value.decode("utf-8", "replace") if value else None
+
+    primary = text(pq.DiagnosticField.MESSAGE_PRIMARY)
+    if primary is None:
+        fallback = result.error_message if result is not None else b""
+        message = fallback.decode("utf-8", "replace").strip()
+        if not message:
+            message = conn.error_message.decode("utf-8", "replace").strip() or "connection lost"
+        return PostgresError("query-failed", message)
+
+    severity = text(pq.DiagnosticField.SEVERITY_NONLOCALIZED) or text(
+        pq.DiagnosticField.SEVERITY
+    ) or "ERROR"
+    code = text(pq.DiagnosticField.SQLSTATE) or "?????"
+    detail = text(pq.DiagnosticField.MESSAGE_DETAIL)
+    message = f"{severity}: {primary} (SQLSTATE {code})"
+    if detail:
+        message += f"; DETAIL: {detail}"
+
+    extras = []
+    for name, diagnostic in _EXTRA_ERROR_FIELDS:
+        value = text(diagnostic)
+        if value is not None:
+            extras.append((name, value))
+    info = DbErrorInfo(severity, code, primary, detail, extras)
+    return PostgresError("query-failed", message, info)
 
 
 def describe_address(address: str) -> str:
@@ -409,7 +487,23 @@ class PooledConnection:
 
         if result.status in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
             return result
-        raise PostgresError("query-failed", _error_message(result, pgconn))
+        raise server_error(result, pgconn)
+
+    def type_name(self, oid: int) -> str:
+        """Return the name of type `oid`, from a built-in table or the server's catalog."""
+        name = BUILTIN_TYPE_NAMES.get(oid) or self.pool.type_names.get((self.address, oid))
+        if name is not None:
+            return name
+        name = "unknown"
+        if self.pgconn is not None:
+            result = self.pgconn.exec_params(
+                b"SELECT typname::text FROM pg_catalog.pg_type WHERE oid = $1",
+                [str(oid).encode()], [26], [0], 0,
+            )
+            if result.status == pq.ExecStatus.TUPLES_OK and result.ntuples == 1:
+                name = (result.get_value(0, 0) or b"unknown").decode("utf-8")
+                self.pool.type_names[(self.address, oid)] = name
+        return name
 
     def close(self) -> None:
         """Return the connection to the pool; later calls do nothing."""
@@ -435,6 +529,7 @@ class PostgresConnections:
         self.connect_timeout = connect_timeout
         self._idle: dict[str, list[pq.abc.PGconn]] = {}
         self._lock = threading.Lock()
+        self.type_names: dict[tuple[str, int], str] = {}  # (address, OID) -> type name
         self.opened = 0  # connections opened since start, for tests and benchmarks
         self.reused = 0
 
@@ -468,7 +563,7 @@ class PostgresConnections:
         started = time.perf_counter()
         pgconn = pq.PGconn.connect(conninfo.encode("utf-8"))
         if pgconn.status != pq.ConnStatus.OK:
-            message = _error_message(None, pgconn)
+            message = server_error(None, pgconn).message
             pgconn.finish()
             logger.warning(
                 "connecting to PostgreSQL at %s failed: %s", describe_address(address), message
@@ -535,19 +630,32 @@ class PostgresConnections:
 class _InterfaceVersion:
     instance: str
     codecs: dict[int, ColumnCodec]
+    version4: bool = False
+
+    def error_to_wit(self, error: PostgresError) -> Variant:
+        if self.version4 and error.case == "query-failed":
+            return Variant(error.case, query_error_to_wit(error.message, error.db_error))
+        return Variant(error.case, error.message)
+
+    def row_set(self, result: pq.abc.PGresult, connection: PooledConnection) -> Record:
+        if not self.version4:
+            return row_set(result, self.codecs)
+        return row_set(
+            result,
+            self.codecs,
+            other_type=lambda oid: Variant("other", connection.type_name(oid)),
+            unsupported=lambda raw: Variant("unsupported", bytes(raw)),
+        )
 
 
 V2 = _InterfaceVersion("fermyon:spin/postgres@2.0.0", _V2_COLUMNS)
 V3 = _InterfaceVersion("spin:postgres/postgres@3.0.0", _V3_COLUMNS)
-INTERFACES = (V2, V3)
+V4 = _InterfaceVersion("spin:postgres/postgres@4.0.0", _V4_COLUMNS, version4=True)
+INTERFACES = (V2, V3, V4)
 
 
 def _ok(value: Any) -> Variant:
     return Variant("ok", value)
-
-
-def _err(error: PostgresError) -> Variant:
-    return Variant("err", error.to_wit())
 
 
 def define(root: Any, host: HostState) -> None:
@@ -574,46 +682,47 @@ def _define_version(root: Any, host: HostState, version: _InterfaceVersion) -> N
             connection = host.services.postgres.connect(address)
         except PostgresError as error:
             host.log.warning("postgres open failed: %s", error.message)
-            return _err(error)
+            return Variant("err", version.error_to_wit(error))
         context.cleanups.append(connection.close)
         return _ok(context.own(kind, connection))
 
-    def run(
-        store: Any,
-        handle: ResourceAny | ResourceHost,
-        statement: str,
-        params: list[Variant],
-        failure_case: str,
-    ) -> pq.abc.PGresult:
+    def lookup(store: Any, handle: ResourceAny | ResourceHost) -> PooledConnection:
         context = host.current
         if context is None:
             raise RuntimeError("postgres call outside a request")
         connection: PooledConnection = context.get(store, handle)
+        return connection
+
+    def run(
+        connection: PooledConnection, statement: str, params: list[Variant], failure_case: str
+    ) -> pq.abc.PGresult:
         try:
-            encoded = encode_parameters(params)
-        except _ConversionFailed as error:
+            encoded = encode_parameters(params, version4=version.version4)
+        except ParameterConversionError as error:
             raise PostgresError(failure_case, str(error)) from error
         return connection.execute(statement, encoded)
 
     def query(
         store: Any, handle: ResourceAny | ResourceHost, statement: str, params: list[Variant]
     ) -> Variant:
+        connection = lookup(store, handle)
         try:
-            result = run(store, handle, statement, params, "bad-parameter")
-            return _ok(row_set(result, version.codecs))
+            result = run(connection, statement, params, "bad-parameter")
+            return _ok(version.row_set(result, connection))
         except PostgresError as error:
             host.log.info("postgres query failed: %s", error.message)
-            return _err(error)
+            return Variant("err", version.error_to_wit(error))
 
     def execute(
         store: Any, handle: ResourceAny | ResourceHost, statement: str, params: list[Variant]
     ) -> Variant:
+        connection = lookup(store, handle)
         try:
-            result = run(store, handle, statement, params, "value-conversion-failed")
+            result = run(connection, statement, params, "value-conversion-failed")
             return _ok(result.command_tuples or 0)
         except PostgresError as error:
             host.log.info("postgres execute failed: %s", error.message)
-            return _err(error)
+            return Variant("err", version.error_to_wit(error))
 
     with root.add_instance(version.instance) as instance:
         instance.add_resource("connection", resource_type(kind)[1], drop)
