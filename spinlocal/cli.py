@@ -11,6 +11,7 @@ import argparse
 import collections
 import logging
 import multiprocessing
+import socket
 import subprocess
 import sys
 import time
@@ -244,6 +245,7 @@ def run_up(args: argparse.Namespace) -> int:
     cli_values = parse_variable_options(args.variable)
     VariableResolver.for_manifest(manifest, cli_values).check_required()
 
+    _check_port_free(*args.listen)
     state_dir = (args.state_dir or default_state_dir(manifest)).resolve()
     options = AppOptions(variables=cli_values, max_body_bytes=args.max_body_bytes)
     try:
@@ -305,12 +307,30 @@ def _serve(
 
 
 def _first_path(router: object) -> str:
+    """Return the first route path a browser can open as is (no `:name` segments)."""
     from spinlocal.routing import Router
 
     assert isinstance(router, Router)
     for route in router.routes:
-        return route.display_path
+        if ":" not in route.display_path:
+            return route.display_path
     return "/"
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Raise CliError when HOST:PORT cannot be bound, before any worker is started."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise CliError(
+                f"cannot listen on {host}:{port}: {error.strerror}. Stop the program using "
+                "that port or choose another one with --listen HOST:PORT"
+            ) from None
 
 
 # --- entry point -----------------------------------------------------------------------
@@ -336,6 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VariableError as error:
         print(f"Error: {error.message}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("Interrupted before the server started.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -163,3 +164,14 @@ def test_up_bad_runtime_config(tmp_path: Path, capsys: pytest.CaptureFixture[str
 def test_missing_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["build", "-f", str(tmp_path / "absent.toml")]) == 1
     assert "file not found" in capsys.readouterr().err
+
+
+def test_up_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_manifest(tmp_path, BUILD_MANIFEST, ("first/out.wasm", "second.wasm", "plain.wasm"))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = main(["up", "-f", str(path), "--listen", f"127.0.0.1:{port}"])
+    assert code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
