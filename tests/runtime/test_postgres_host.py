@@ -450,3 +450,173 @@ def test_broken_connection_not_pooled(pool: PostgresConnections) -> None:
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
     connection.close()
     assert pool.idle_count(address) == 0
+
+
+# --- version 4.0.0 ------------------------------------------------------------------------
+
+
+def v4_cell(result: dict[str, Any], index: int = 0) -> Any:
+    _, row = single_row(result)
+    return row[index]
+
+
+def test_v4_basic_types(runner: ComponentRunner) -> None:
+    [result] = run_steps(
+        runner, query("SELECT $1::int8 AS a, 'x'::text AS b", ["Int64", 7]), api="v4"
+    )
+    columns, row = single_row(result)
+    assert columns == [["a", {"case": "DbDataType_Int64"}], ["b", {"case": "DbDataType_Str"}]]
+    assert row[0] == {"case": "DbValue_Int64", "value": 7}
+
+
+def test_v4_uuid_round_trip(runner: ComponentRunner) -> None:
+    value = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+    [result] = run_steps(runner, query("SELECT $1 AS u", ["Uuid", value.upper()]), api="v4")
+    columns, row = single_row(result)
+    assert columns == [["u", {"case": "DbDataType_Uuid"}]]
+    assert row[0] == {"case": "DbValue_Uuid", "value": value}
+
+
+def test_v4_invalid_uuid(runner: ComponentRunner) -> None:
+    [result] = run_steps(runner, query("SELECT $1", ["Uuid", "not-a-uuid"]), api="v4")
+    assert result["err"] == {"case": "Error_BadParameter", "value": "invalid UUID not-a-uuid"}
+
+
+def test_v4_jsonb_round_trip(runner: ComponentRunner) -> None:
+    document = b'{"b": [1, 2.5, null], "a": "\xc3\xa9"}'
+    [result] = run_steps(runner, query("SELECT $1 AS j", ["Jsonb", document.hex()]), api="v4")
+    cell = v4_cell(result)
+    assert cell["case"] == "DbValue_Jsonb"
+    assert bytes.fromhex(cell["value"]["hex"]) == '{"a":"é","b":[1,2.5,null]}'.encode()
+
+
+def test_v4_invalid_jsonb(runner: ComponentRunner) -> None:
+    [result] = run_steps(runner, execute("SELECT $1", ["Jsonb", b"{oops".hex()]), api="v4")
+    assert result["err"]["case"] == "Error_ValueConversionFailed"
+    assert "invalid JSON" in result["err"]["value"]
+
+
+def test_v4_decimal_values(runner: ComponentRunner) -> None:
+    sql = "SELECT $1::numeric, 1.50::numeric, -0.001::numeric, 12345678901234567890::numeric"
+    [result] = run_steps(runner, query(sql, ["Decimal", "-123.4500"]), api="v4")
+    _, row = single_row(result)
+    assert [cell["value"] for cell in row] == [
+        "-123.4500", "1.50", "-0.001", "12345678901234567890"
+    ]
+
+
+def test_v4_decimal_nan_fails(runner: ComponentRunner) -> None:
+    [result] = run_steps(runner, query("SELECT 'NaN'::numeric"), api="v4")
+    assert result["err"]["case"] == "Error_QueryFailed"
+    assert result["err"]["value"]["case"] == "QueryError_Text"
+
+
+def test_v4_ranges(runner: ComponentRunner) -> None:
+    params = [
+        ["RangeInt32", [[1, "INCLUSIVE"], [5, "INCLUSIVE"]]],
+        ["RangeInt64", [None, [9, "EXCLUSIVE"]]],
+        ["RangeDecimal", [["1.5", "EXCLUSIVE"], None]],
+    ]
+    [result] = run_steps(
+        runner, query("SELECT $1, $2, $3, 'empty'::int4range", *params), api="v4"
+    )
+    _, row = single_row(result)
+    # PostgreSQL stores integer ranges as [lower, upper).
+    assert row[0] == {"case": "DbValue_RangeInt32",
+                      "value": [[1, "INCLUSIVE"], [6, "EXCLUSIVE"]]}
+    assert row[1] == {"case": "DbValue_RangeInt64", "value": [None, [9, "EXCLUSIVE"]]}
+    assert row[2] == {"case": "DbValue_RangeDecimal", "value": [["1.5", "EXCLUSIVE"], None]}
+    assert row[3] == {"case": "DbValue_RangeInt32", "value": [None, None]}
+
+
+def test_v4_arrays(runner: ComponentRunner) -> None:
+    params = [
+        ["ArrayInt32", [1, None, -2147483648]],
+        ["ArrayInt64", []],
+        ["ArrayDecimal", ["1.25", None]],
+        ["ArrayStr", ['a "quoted", {braced} \\ value', None, "NULL"]],
+    ]
+    [result] = run_steps(runner, query("SELECT $1, $2, $3, $4", *params), api="v4")
+    columns, row = single_row(result)
+    assert [c[1]["case"] for c in columns] == [
+        "DbDataType_ArrayInt32", "DbDataType_ArrayInt64",
+        "DbDataType_ArrayDecimal", "DbDataType_ArrayStr",
+    ]
+    assert row[0]["value"] == [1, None, -2147483648]
+    assert row[1]["value"] == []
+    assert row[2]["value"] == ["1.25", None]
+    assert row[3]["value"] == ['a "quoted", {braced} \\ value', None, "NULL"]
+
+
+def test_v4_two_dimensional_array_fails(runner: ComponentRunner) -> None:
+    [result] = run_steps(runner, query("SELECT '{{1,2},{3,4}}'::int4[]"), api="v4")
+    assert result["err"]["case"] == "Error_QueryFailed"
+    assert "dimension" in result["err"]["value"]["value"]
+
+
+def test_v4_interval(runner: ComponentRunner) -> None:
+    [result] = run_steps(
+        runner,
+        query("SELECT $1 AS i, '1 year 2 days 00:00:03'::interval",
+              ["Interval", [1500000, -3, 14]]),
+        api="v4",
+    )
+    columns, row = single_row(result)
+    assert columns[0] == ["i", {"case": "DbDataType_Interval"}]
+    assert row[0]["value"] == {"case": "Interval", "micros": 1500000, "days": -3, "months": 14}
+    assert row[1]["value"] == {"case": "Interval", "micros": 3000000, "days": 2, "months": 12}
+
+
+def test_v4_other_type_named(runner: ComponentRunner) -> None:
+    [result] = run_steps(runner, query("SELECT '{\"a\": 1}'::json AS j, 'x'::name AS n, "
+                                       "'1.2.3.4'::inet AS i, NULL::json AS z"), api="v4")
+    columns, row = single_row(result)
+    assert columns == [
+        ["j", {"case": "DbDataType_Other", "value": "json"}],
+        ["n", {"case": "DbDataType_Other", "value": "name"}],
+        ["i", {"case": "DbDataType_Other", "value": "inet"}],
+        ["z", {"case": "DbDataType_Other", "value": "json"}],
+    ]
+    assert row[0] == {"case": "DbValue_Unsupported", "value": {"hex": b'{"a": 1}'.hex()}}
+    assert row[3] == {"case": "DbValue_DbNull"}
+
+
+def test_v4_user_type_named(runner: ComponentRunner) -> None:
+    results = run_steps(
+        runner,
+        execute("CREATE TYPE mood AS ENUM ('sad', 'happy')"),
+        query("SELECT 'happy'::mood AS m"),
+        execute("DROP TYPE mood"),
+        api="v4",
+    )
+    columns, row = single_row(results[1])
+    assert columns == [["m", {"case": "DbDataType_Other", "value": "mood"}]]
+    assert row[0] == {"case": "DbValue_Unsupported", "value": {"hex": b"happy".hex()}}
+
+
+def test_v4_db_error_fields(runner: ComponentRunner) -> None:
+    results = run_steps(
+        runner,
+        execute("CREATE TABLE v4uniq (id int CONSTRAINT v4uniq_pk PRIMARY KEY)"),
+        execute("INSERT INTO v4uniq VALUES (1)"),
+        execute("INSERT INTO v4uniq VALUES (1)"),
+        execute("DROP TABLE v4uniq"),
+        api="v4",
+    )
+    error = results[2]["err"]
+    assert error["case"] == "Error_QueryFailed"
+    db_error = error["value"]["value"]
+    assert error["value"]["case"] == "QueryError_DbError"
+    assert db_error["code"] == "23505"
+    assert db_error["severity"] == "ERROR"
+    assert db_error["message"].startswith("duplicate key value violates unique constraint")
+    assert db_error["detail"] == "Key (id)=(1) already exists."
+    assert ["constraint", "v4uniq_pk"] in db_error["extras"]
+    assert ["table", "v4uniq"] in db_error["extras"]
+    assert "SQLSTATE 23505" in db_error["as_text"]
+
+
+def test_v4_connection_failed_text(runner: ComponentRunner) -> None:
+    result = report(runner, {"api": "v4", "address": "postgres://u@db.example.com/x"})
+    assert result["open"]["err"]["case"] == "Error_ConnectionFailed"
+    assert "not permitted" in result["open"]["err"]["value"]

@@ -1,13 +1,14 @@
 """Test component: runs the PostgreSQL steps given in the request body and reports them.
 
 Request body (JSON):
-    {"api": "v2" | "v3", "address": "postgres://...",
+    {"api": "v2" | "v3" | "v4", "address": "postgres://...",
      "steps": [{"op": "query" | "execute", "sql": "...", "params": [["Int32", 5], ...]}],
      "leak": false, "fail_after": false, "noop": false}
 
 A query step with "summary": true reports only the row count and the time the call
 took as the guest measured it. A parameter is [case, value]: the case is the WIT case name in the SDK's CamelCase
-("Int16", "Floating64", "DbNull"...). Binary values are hex strings, floats are strings
+("Int16", "Floating64", "DbNull"...). Binary and Jsonb values are hex strings, a range
+is [[value, "INCLUSIVE"], null], an interval [micros, days, months], floats are strings
 ("inf", "-0.0") and tuples are lists. The response body reports every result the same
 way, so the test sees exactly what the guest received. "leak" keeps the connection
 alive in a module global instead of closing it; "fail_after" raises after the steps,
@@ -28,6 +29,7 @@ try:  # the generated module name depends on the other imports of the world
     from spin_sdk.wit.imports import spin_postgres_postgres_3_0_0 as pg_v3
 except ImportError:
     from spin_sdk.wit.imports import spin_postgres_postgres as pg_v3
+from spin_sdk.wit.imports import spin_postgres_postgres_4_0_0 as pg_v4
 from spin_sdk.wit.types import Err
 
 LEAKED = []
@@ -53,17 +55,27 @@ def encode(value):
     return repr(value)
 
 
+def decode_bound(bound):
+    if bound is None:
+        return None
+    return (bound[0], pg_v4.RangeBoundKind[bound[1]])
+
+
 def decode_param(module, spec):
     case = spec[0]
     cls = getattr(module, "ParameterValue_" + case)
     if len(spec) == 1:
         return cls()
     value = spec[1]
-    if case == "Binary":
+    if case.startswith("Range"):
+        value = (decode_bound(value[0]), decode_bound(value[1]))
+    elif case == "Interval":
+        value = pg_v4.Interval(*value)
+    elif case in ("Binary", "Jsonb"):
         value = bytes.fromhex(value)
     elif case.startswith("Floating"):
         value = float(value)
-    elif isinstance(value, list):
+    elif isinstance(value, list) and not case.startswith("Array"):
         value = tuple(value)
     return cls(value)
 
@@ -73,8 +85,10 @@ def run(body):
         return {}
     if body["api"] == "v2":
         connection_class, param_module = pg_v2.Connection, types_v2
-    else:
+    elif body["api"] == "v3":
         connection_class, param_module = pg_v3.Connection, pg_v3
+    else:
+        connection_class, param_module = pg_v4.Connection, pg_v4
 
     report = {}
     try:
