@@ -60,11 +60,11 @@ def run_steps(runner: ComponentRunner, *steps: dict[str, Any], api: str = "v2") 
     return results
 
 
-def query(sql: str, *params: list[Any]) -> dict[str, Any]:
+def query(sql: str, *params: Any) -> dict[str, Any]:
     return {"op": "query", "sql": sql, "params": list(params)}
 
 
-def execute(sql: str, *params: list[Any]) -> dict[str, Any]:
+def execute(sql: str, *params: Any) -> dict[str, Any]:
     return {"op": "execute", "sql": sql, "params": list(params)}
 
 
