@@ -97,7 +97,9 @@ def decode_uuid(data: bytes) -> str:
 
 def decode_jsonb(data: bytes) -> bytes:
     # Binary jsonb is a version byte (1) and the JSON text. Spin re-serializes the value
-    # with serde_json, which writes compact JSON with sorted object keys.
+    # with serde_json::to_vec, which writes compact JSON.
+    # NOTE: sorted keys assume serde_json without its preserve_order feature, which was
+    # not checked; with it, Spin keeps PostgreSQL's key order (shorter keys first).
     value = json.loads(bytes(data[1:]))
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
 
