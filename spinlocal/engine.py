@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -288,7 +289,12 @@ def host_modules() -> list[Callable[[Any, HostState], None]]:
 
 
 class ComponentRunner:
-    """Serve requests with one component: a fresh instance per request, Spin semantics."""
+    """Serve requests with one component: a fresh instance per request, Spin semantics.
+
+    Requests to one runner are served one at a time, because the host functions find the
+    current request through `HostState.current`. Scale with processes (the GIL is held
+    by every host function anyway).
+    """
 
     def __init__(
         self,
@@ -332,9 +338,14 @@ class ComponentRunner:
                 f"{INCOMING_HANDLER}#handle; build it for the spin-http world"
             )
         self._handle_index = handle_index
+        self._lock = threading.Lock()
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         """Serve one request on a fresh instance; any failure becomes a logged 500."""
+        with self._lock:
+            return self._handle(request)
+
+    def _handle(self, request: HttpRequest) -> HttpResponse:
         from .hosts import http as http_host
 
         host = self.host

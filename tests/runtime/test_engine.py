@@ -227,3 +227,14 @@ def test_runner_missing_wasm_error(tmp_path: Path) -> None:
 
     with pytest.raises(ComponentLoadError, match="missing.wasm"):
         make_runner(spec, make_services(tmp_path))
+
+
+def test_runner_serialises_threads(runner: ComponentRunner) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = [f"request {n}".encode() for n in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(lambda body: call(runner, "/echo", method="POST", body=body), bodies))
+
+    assert [r.status for r in responses] == [200] * 8
+    assert [r.body for r in responses] == bodies
