@@ -51,3 +51,22 @@ def test_settings_missing_500(components: None, tmp_path_factory: pytest.TempPat
     assert reply.status == 500
     assert body["setting"] == "auth_domain"
     assert "--key-value auth_domain=" in body["detail"]
+
+
+def test_jwks_unavailable_503(
+    components: None, idp: LocalIdentityProvider, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    if REMOTE_BASE_URL:
+        pytest.skip("this test starts its own app")
+    variables = app_variables(idp)
+    # The provider responds 404 at this path, so the app never gets a key set.
+    variables["auth_jwks_url"] = f"http://127.0.0.1:{idp.port}/no-such-jwks.json"
+    state_dir = prepare_state_dir(tmp_path_factory.mktemp("state-no-jwks"))
+    with run_app(
+        MANIFEST, variables=variables, state_dir=state_dir, log_path=state_dir / "spinlocal.log"
+    ) as base_url:
+        token = idp.mint("e2e|no-jwks")
+        reply = HttpClient(base_url).request("GET", "/api/post", token=token)
+    assert reply.status == 503
+    assert "retry-after" in reply.headers
+    assert reply.content_type == "application/problem+json"
