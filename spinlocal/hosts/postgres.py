@@ -31,10 +31,11 @@ latest, when its request ends; a connection left in a transaction is rolled back
 every returned connection is reset with `DISCARD ALL`, so no session state leaks
 between requests.
 
-NOTE: Spin's driver (tokio-postgres) rejects a parameter whose case does not match the
-type the server infers, for example an int32 for an int8 column. This host sends the
-parameter's own type and lets PostgreSQL apply its implicit casts, so a few mismatches
-that fail on Spin succeed here.
+Like Spin's driver (tokio-postgres), a statement with parameters is first prepared
+without parameter types, so the server infers them, and a parameter whose case does
+not fit the inferred type fails with query-failed. For example an int32 for an int8
+column, or an int32 for `SELECT $1`, which the server types as text. That costs two
+extra round trips per statement with parameters.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -53,9 +54,13 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from wasmtime.component import Record, ResourceAny, ResourceHost, Variant
 
 from spinlocal.hosts.postgres_v4 import (
+    BPCHAR_ARRAY_OID,
     BUILTIN_TYPE_NAMES,
+    JSONB_OID,
+    TEXT_ARRAY_OID,
     V4_ONLY_DECODERS,
     V4_ONLY_ENCODERS,
+    VARCHAR_ARRAY_OID,
     DbErrorInfo,
     ParameterConversionError,
     ValueConversionError,
@@ -80,6 +85,10 @@ INT4_OID = 23
 TEXT_OID = 25
 FLOAT4_OID = 700
 FLOAT8_OID = 701
+JSON_OID = 114
+NAME_OID = 19
+UNKNOWN_OID = 705
+NAME_ARRAY_OID = 1003
 BPCHAR_OID = 1042
 VARCHAR_OID = 1043
 DATE_OID = 1082
@@ -309,11 +318,12 @@ _record = make_record
 
 @dataclass
 class EncodedParameters:
-    """Parameters ready for `exec_params`: type OIDs, binary values and formats."""
+    """Parameters ready for libpq: WIT cases, type OIDs, values and their formats."""
 
     types: list[int]
     values: list[bytes | None]
     formats: list[int]
+    cases: list[str] = field(default_factory=list)
 
 
 def encode_parameters(params: Sequence[Variant], version4: bool = False) -> EncodedParameters:
@@ -324,7 +334,7 @@ def encode_parameters(params: Sequence[Variant], version4: bool = False) -> Enco
     `ParameterConversionError` for an invalid value (date, UUID, JSON, decimal...);
     callers map the latter to the case Spin reports for that call.
     """
-    encoded = EncodedParameters([], [], [])
+    encoded = EncodedParameters([], [], [], [])
     for position, param in enumerate(params, start=1):
         extra = V4_ONLY_ENCODERS.get(param.tag) if version4 else None
         if extra is not None:
@@ -336,7 +346,68 @@ def encode_parameters(params: Sequence[Variant], version4: bool = False) -> Enco
         encoded.types.append(oid)
         encoded.values.append(value)
         encoded.formats.append(value_format)
+        encoded.cases.append(param.tag)
     return encoded
+
+
+# The server types each parameter case may be bound to, as tokio-postgres's `ToSql`
+# implementations accept them (Spin's driver); db-null is accepted for every type.
+_ACCEPTED_TYPES: dict[str, frozenset[int]] = {
+    "boolean": frozenset({BOOL_OID}),
+    "int8": frozenset({CHAR_OID}),
+    "int16": frozenset({INT2_OID}),
+    "int32": frozenset({INT4_OID}),
+    "int64": frozenset({INT8_OID}),
+    "floating32": frozenset({FLOAT4_OID}),
+    "floating64": frozenset({FLOAT8_OID}),
+    "str": frozenset({TEXT_OID, VARCHAR_OID, BPCHAR_OID, NAME_OID, UNKNOWN_OID}),
+    "binary": frozenset({BYTEA_OID}),
+    "date": frozenset({DATE_OID}),
+    "time": frozenset({TIME_OID}),
+    "datetime": frozenset({TIMESTAMP_OID}),
+    "timestamp": frozenset({TIMESTAMPTZ_OID}),
+    **{case: frozenset({oid}) for case, (oid, _, _) in V4_ONLY_ENCODERS.items()},
+    "jsonb": frozenset({JSON_OID, JSONB_OID}),
+    "array-str": frozenset({TEXT_ARRAY_OID, VARCHAR_ARRAY_OID, BPCHAR_ARRAY_OID, NAME_ARRAY_OID}),
+}
+# tokio-postgres also binds strings to these extension types, found by name.
+_STRING_TYPE_NAMES = frozenset({"citext", "ltree", "lquery", "ltxtquery"})
+
+
+def bind_to_server_types(
+    params: EncodedParameters, server_types: Sequence[int], type_name: Callable[[int], str]
+) -> None:
+    """Check each parameter against the type the server inferred, as Spin's driver does.
+
+    Raises `PostgresError("query-failed")` on a count or type mismatch. A jsonb value
+    bound to a json parameter loses its version byte, because json's binary form is the
+    bare text.
+    """
+    if len(server_types) != len(params.cases):
+        raise PostgresError(
+            "query-failed",
+            f"expected {len(server_types)} parameters but got {len(params.cases)}",
+        )
+    for index, (case, server_type) in enumerate(zip(params.cases, server_types, strict=True)):
+        if case == "db-null" or server_type in _ACCEPTED_TYPES.get(case, ()):
+            if case == "jsonb" and server_type == JSON_OID and params.values[index]:
+                params.values[index] = params.values[index][1:]  # type: ignore[index]
+            continue
+        name = type_name(server_type)
+        if case == "str" and name in _STRING_TYPE_NAMES:
+            continue
+        raise PostgresError(
+            "query-failed",
+            f"error serializing parameter {index}: cannot convert the {case} value of "
+            f"${index + 1} to the Postgres type {name}. Pass the {name} case for it, or "
+            f"cast the parameter in SQL, for example ${index + 1}::{_cast_example(case)}",
+        )
+
+
+def _cast_example(case: str) -> str:
+    examples = {"int16": "int2", "int32": "int4", "int64": "int8", "floating32": "float4",
+                "floating64": "float8", "str": "text", "binary": "bytea", "boolean": "bool"}
+    return examples.get(case, case.replace("-", "_"))
 
 
 _SIMPLE_ENCODERS: dict[str, tuple[int, Callable[[Any], bytes]]] = {
@@ -468,6 +539,7 @@ class PooledConnection:
         self.pool = pool
         self.address = address
         self.pgconn: pq.abc.PGconn | None = pgconn
+        self._catalog_queried = False
 
     def execute(self, statement: str, params: EncodedParameters) -> pq.abc.PGresult:
         """Run one statement; raise `PostgresError("query-failed")` when it fails."""
@@ -475,19 +547,38 @@ class PooledConnection:
         if pgconn is None:
             raise PostgresError("connection-failed", "the connection was already closed")
         try:
-            result = pgconn.exec_params(
-                statement.encode("utf-8"),
-                params.values,
-                params.types,
-                params.formats,
-                BINARY,
-            )
+            if params.cases:
+                result = self._execute_checked(pgconn, statement.encode("utf-8"), params)
+            else:
+                result = pgconn.exec_params(statement.encode("utf-8"), [], [], [], BINARY)
         except psycopg.Error as error:  # OperationalError when the connection is gone
             raise PostgresError("query-failed", str(error)) from error
 
         if result.status in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
             return result
         raise server_error(result, pgconn)
+
+    def _execute_checked(
+        self, pgconn: pq.abc.PGconn, statement: bytes, params: EncodedParameters
+    ) -> pq.abc.PGresult:
+        # Like Spin's driver: prepare without parameter types so the server infers
+        # them, reject parameters whose case does not fit, then execute.
+        prepared = pgconn.prepare(b"", statement, None)
+        if prepared.status != pq.ExecStatus.COMMAND_OK:
+            raise server_error(prepared, pgconn)
+        description = pgconn.describe_prepared(b"")
+        if description.status != pq.ExecStatus.COMMAND_OK:
+            raise server_error(description, pgconn)
+        server_types = [description.param_type(i) for i in range(description.nparams)]
+        self._catalog_queried = False
+        bind_to_server_types(params, server_types, self.type_name)
+        if self._catalog_queried:
+            # The catalog query replaced the unnamed statement, so prepare it again.
+            prepared = pgconn.prepare(b"", statement, server_types)
+            if prepared.status != pq.ExecStatus.COMMAND_OK:
+                raise server_error(prepared, pgconn)
+        values: Any = params.values  # None is a NULL, which libpq accepts
+        return pgconn.exec_prepared(b"", values, params.formats, BINARY)
 
     def type_name(self, oid: int) -> str:
         """Return the name of type `oid`, from a built-in table or the server's catalog."""
@@ -496,6 +587,7 @@ class PooledConnection:
             return name
         name = "unknown"
         if self.pgconn is not None:
+            self._catalog_queried = True
             result = self.pgconn.exec_params(
                 b"SELECT typname::text FROM pg_catalog.pg_type WHERE oid = $1",
                 [str(oid).encode()], [26], [0], 0,

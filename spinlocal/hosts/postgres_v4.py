@@ -47,11 +47,17 @@ INTERVAL_OID = 1186
 TEXT_FORMAT = 0
 BINARY_FORMAT = 1
 
-# Names of common built-in types, so `other(name)` needs no catalog query for them.
+# Names of common built-in types, so naming them needs no catalog query.
 BUILTIN_TYPE_NAMES = {
-    18: "char", 19: "name", 26: "oid", 114: "json", 142: "xml", 600: "point",
-    650: "cidr", 790: "money", 829: "macaddr", 869: "inet", 1266: "timetz",
-    1560: "bit", 1562: "varbit", 2278: "void", 3614: "tsvector", 3615: "tsquery",
+    16: "bool", 17: "bytea", 18: "char", 19: "name", 20: "int8", 21: "int2", 23: "int4",
+    25: "text", 26: "oid", 114: "json", 142: "xml", 600: "point", 650: "cidr",
+    700: "float4", 701: "float8", 705: "unknown", 790: "money", 829: "macaddr",
+    869: "inet", 1003: "_name", 1007: "_int4", 1009: "_text", 1014: "_bpchar",
+    1015: "_varchar", 1016: "_int8", 1042: "bpchar", 1043: "varchar", 1082: "date",
+    1083: "time", 1114: "timestamp", 1184: "timestamptz", 1186: "interval",
+    1231: "_numeric", 1266: "timetz", 1560: "bit", 1562: "varbit", 1700: "numeric",
+    2278: "void", 2950: "uuid", 3614: "tsvector", 3615: "tsquery", 3802: "jsonb",
+    3904: "int4range", 3906: "numrange", 3926: "int8range",
 }
 
 _RANGE_EMPTY = 0x01

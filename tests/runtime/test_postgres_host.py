@@ -88,7 +88,7 @@ def test_integers_at_limits(runner: ComponentRunner) -> None:
         ["Int32", -2147483648], ["Int32", 2147483647],
         ["Int64", -9223372036854775808], ["Int64", 9223372036854775807],
     ]
-    [result] = run_steps(runner, query("SELECT $1, $2, $3, $4, $5, $6", *limits))
+    [result] = run_steps(runner, query("SELECT $1::int2, $2::int2, $3::int4, $4::int4, $5::int8, $6::int8", *limits))
     columns, row = single_row(result)
 
     assert [c[1] for c in columns] == ["INT16", "INT16", "INT32", "INT32", "INT64", "INT64"]
@@ -118,7 +118,9 @@ def test_float_special_values(runner: ComponentRunner) -> None:
         ["Floating64", "-0.0"], ["Floating64", "inf"], ["Floating64", "nan"],
         ["Floating64", "5e-324"], ["Floating64", "0.1"],
     ]
-    sql = "SELECT " + ", ".join(f"${i}" for i in range(1, len(params) + 1))
+    sql = "SELECT " + ", ".join(
+        f"${i}::{'float4' if i <= 4 else 'float8'}" for i in range(1, len(params) + 1)
+    )
     [result] = run_steps(runner, query(sql, *params))
     columns, row = single_row(result)
 
@@ -154,7 +156,7 @@ def test_varchar_and_bpchar(runner: ComponentRunner) -> None:
 
 def test_bytea_all_byte_values(runner: ComponentRunner) -> None:
     data = bytes(range(256))
-    [result] = run_steps(runner, query("SELECT $1 AS b", ["Binary", data.hex()]))
+    [result] = run_steps(runner, query("SELECT $1::bytea AS b", ["Binary", data.hex()]))
     columns, row = single_row(result)
     assert columns == [["b", "BINARY"]]
     assert row[0] == {"case": "DbValue_Binary", "value": {"hex": data.hex()}}
@@ -167,7 +169,7 @@ def test_bytea_empty(runner: ComponentRunner) -> None:
 
 
 def test_bool_values(runner: ComponentRunner) -> None:
-    [result] = run_steps(runner, query("SELECT $1, $2", ["Boolean", True], ["Boolean", False]))
+    [result] = run_steps(runner, query("SELECT $1::bool, $2::bool", ["Boolean", True], ["Boolean", False]))
     columns, row = single_row(result)
     assert [c[1] for c in columns] == ["BOOLEAN", "BOOLEAN"]
     assert row[0] == {"case": "DbValue_Boolean", "value": True}
@@ -196,7 +198,10 @@ def test_unsupported_types_v2(runner: ComponentRunner) -> None:
 def test_dates_v3(runner: ComponentRunner) -> None:
     params: list[list[Any]] = [["Date", [2024, 2, 29]], ["Time", [23, 59, 59, 999999000]],
               ["Datetime", [1999, 12, 31, 23, 59, 59, 123456789]], ["Timestamp", 0]]
-    sql = "SELECT $1 AS d, $2 AS t, $3 AS dt, $4 AS ts, '0044-03-15 BC'::date AS bc"
+    sql = (
+        "SELECT $1::date AS d, $2::time AS t, $3::timestamp AS dt, $4::timestamptz AS ts, "
+        "'0044-03-15 BC'::date AS bc"
+    )
     [result] = run_steps(runner, query(sql, *params), api="v3")
     columns, row = single_row(result)
 
@@ -233,6 +238,43 @@ def test_invalid_date_parameter(runner: ComponentRunner) -> None:
     assert results[0]["err"]["case"] == "Error_BadParameter"
     assert results[1]["err"]["case"] == "Error_ValueConversionFailed"
     assert "invalid date" in results[0]["err"]["value"]
+
+
+def test_parameter_type_must_match(runner: ComponentRunner) -> None:
+    results = run_steps(
+        runner,
+        query("SELECT $1::int8", ["Int32", 1]),
+        query("SELECT $1", ["Int32", 1]),
+        execute("SELECT $1::int4", ["Int64", 1]),
+    )
+    assert results[0]["err"]["case"] == "Error_QueryFailed"
+    assert "cannot convert the int32 value of $1 to the Postgres type int8" in (
+        results[0]["err"]["value"]
+    )
+    assert "to the Postgres type text" in results[1]["err"]["value"]
+    assert results[2]["err"]["case"] == "Error_QueryFailed"
+
+
+def test_parameter_types_accepted(runner: ComponentRunner) -> None:
+    results = run_steps(
+        runner,
+        execute("CREATE TABLE typed (v varchar(10), c char(3), n name, t text)"),
+        execute("INSERT INTO typed VALUES ($1, $2, $3, $4)",
+                ["Str", "a"], ["Str", "b"], ["Str", "c"], ["Str", "d"]),
+        execute("INSERT INTO typed VALUES ($1, $2, $3, $4)",
+                ["DbNull"], ["DbNull"], ["DbNull"], ["DbNull"]),
+        query("SELECT $1::\"char\" AS ch", ["Int8", 65]),
+        execute("DROP TABLE typed"),
+    )
+    assert results[1] == {"ok": 1}
+    assert results[2] == {"ok": 1}
+    assert results[3]["ok"]["rows"] == [[{"case": "DbValue_Unsupported"}]]
+
+
+def test_parameter_count_mismatch(runner: ComponentRunner) -> None:
+    [result] = run_steps(runner, query("SELECT $1::int4, $2::int4", ["Int32", 1]))
+    assert result["err"]["case"] == "Error_QueryFailed"
+    assert "expected 2 parameters but got 1" in result["err"]["value"]
 
 
 def test_empty_result_has_no_columns(runner: ComponentRunner) -> None:
@@ -471,7 +513,7 @@ def test_v4_basic_types(runner: ComponentRunner) -> None:
 
 def test_v4_uuid_round_trip(runner: ComponentRunner) -> None:
     value = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
-    [result] = run_steps(runner, query("SELECT $1 AS u", ["Uuid", value.upper()]), api="v4")
+    [result] = run_steps(runner, query("SELECT $1::uuid AS u", ["Uuid", value.upper()]), api="v4")
     columns, row = single_row(result)
     assert columns == [["u", {"case": "DbDataType_Uuid"}]]
     assert row[0] == {"case": "DbValue_Uuid", "value": value}
@@ -482,9 +524,17 @@ def test_v4_invalid_uuid(runner: ComponentRunner) -> None:
     assert result["err"] == {"case": "Error_BadParameter", "value": "invalid UUID not-a-uuid"}
 
 
+def test_v4_jsonb_to_json(runner: ComponentRunner) -> None:
+    document = b'{"k": [true]}'
+    [result] = run_steps(runner, query("SELECT $1::json AS j", ["Jsonb", document.hex()]),
+                         api="v4")
+    cell = v4_cell(result)
+    assert cell == {"case": "DbValue_Unsupported", "value": {"hex": document.hex()}}
+
+
 def test_v4_jsonb_round_trip(runner: ComponentRunner) -> None:
     document = b'{"b": [1, 2.5, null], "a": "\xc3\xa9"}'
-    [result] = run_steps(runner, query("SELECT $1 AS j", ["Jsonb", document.hex()]), api="v4")
+    [result] = run_steps(runner, query("SELECT $1::jsonb AS j", ["Jsonb", document.hex()]), api="v4")
     cell = v4_cell(result)
     assert cell["case"] == "DbValue_Jsonb"
     assert bytes.fromhex(cell["value"]["hex"]) == '{"a":"é","b":[1,2.5,null]}'.encode()
@@ -518,7 +568,7 @@ def test_v4_ranges(runner: ComponentRunner) -> None:
         ["RangeDecimal", [["1.5", "EXCLUSIVE"], None]],
     ]
     [result] = run_steps(
-        runner, query("SELECT $1, $2, $3, 'empty'::int4range", *params), api="v4"
+        runner, query("SELECT $1::int4range, $2::int8range, $3::numrange, 'empty'::int4range", *params), api="v4"
     )
     _, row = single_row(result)
     # PostgreSQL stores integer ranges as [lower, upper).
@@ -536,7 +586,7 @@ def test_v4_arrays(runner: ComponentRunner) -> None:
         ["ArrayDecimal", ["1.25", None]],
         ["ArrayStr", ['a "quoted", {braced} \\ value', None, "NULL"]],
     ]
-    [result] = run_steps(runner, query("SELECT $1, $2, $3, $4", *params), api="v4")
+    [result] = run_steps(runner, query("SELECT $1::int4[], $2::int8[], $3::numeric[], $4::text[]", *params), api="v4")
     columns, row = single_row(result)
     assert [c[1]["case"] for c in columns] == [
         "DbDataType_ArrayInt32", "DbDataType_ArrayInt64",
@@ -557,7 +607,7 @@ def test_v4_two_dimensional_array_fails(runner: ComponentRunner) -> None:
 def test_v4_interval(runner: ComponentRunner) -> None:
     [result] = run_steps(
         runner,
-        query("SELECT $1 AS i, '1 year 2 days 00:00:03'::interval",
+        query("SELECT $1::interval AS i, '1 year 2 days 00:00:03'::interval",
               ["Interval", [1500000, -3, 14]]),
         api="v4",
     )
