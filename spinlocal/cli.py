@@ -258,12 +258,11 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def _warm_compile_cache(manifest: AppManifest, state_dir: Path) -> None:
-    from spinlocal.app import warm_compile_cache
-
     started = time.perf_counter()
     context = multiprocessing.get_context("spawn")
+    level = logging.getLogger().getEffectiveLevel()
     process = context.Process(
-        target=warm_compile_cache, args=(manifest, state_dir), name="spinlocal-compile"
+        target=_compile_in_child, args=(manifest, state_dir, level), name="spinlocal-compile"
     )
     process.start()
     process.join()
@@ -272,6 +271,20 @@ def _warm_compile_cache(manifest: AppManifest, state_dir: Path) -> None:
             f"compiling the components failed (exit code {process.exitcode}). See the log above"
         )
     log.info("components compiled or loaded from cache in %.1f s", time.perf_counter() - started)
+
+
+def _compile_in_child(manifest: AppManifest, state_dir: Path, log_level: int) -> None:
+    """Compile every component in a spawned process, logging like the parent."""
+    from spinlocal.app import warm_compile_cache
+
+    _configure_logging(log_level)
+    warm_compile_cache(manifest, state_dir)
+
+
+def _configure_logging(level: int | str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
 
 
 def _serve(
@@ -339,10 +352,7 @@ def _check_port_free(host: str, port: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = getattr(args, "log_level", "info").upper()
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    _configure_logging(getattr(args, "log_level", "info").upper())
 
     try:
         if args.command == "build":
