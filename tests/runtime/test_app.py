@@ -14,7 +14,7 @@ from spinlocal.hosts.key_value import KeyValueStores
 from spinlocal.hosts.sqlite import SqliteStartupError
 from spinlocal.manifest import load_manifest
 from spinlocal.runtime_config import RuntimeConfig
-from tests.runtime.manifest_helpers import BASIC, write_manifest
+from tests.runtime.manifest_helpers import BASIC, assert_schema_valid, write_manifest
 
 
 class RecordingRunner:
@@ -33,6 +33,7 @@ class RecordingRunner:
 
 def make_app(tmp_path: Path, runner: RecordingRunner, max_body: int = 100) -> LocalApp:
     path = write_manifest(tmp_path, BASIC, ("profile.wasm", "internal.wasm"))
+    assert_schema_valid(path)
     manifest = load_manifest(path)
     return LocalApp(
         manifest,

@@ -106,6 +106,7 @@ def test_build_without_commands(tmp_path: Path) -> None:
     text = text.replace('component = "second"', 'component = "plain"').replace('"/b/..."', '"/b"')
     text = text.replace('"/c/..."', '"/c"') + '[component.plain]\nsource = "plain.wasm"\n'
     path = write_manifest(tmp_path, text)
+    assert_schema_valid(path)
     result = run_cli("build", "-f", str(path))
     assert result.returncode == 0, result.stderr
     assert "None of the components has a build command." in result.stdout
@@ -136,6 +137,7 @@ def test_up_bad_flags(args: list[str], expected: str, capsys: pytest.CaptureFixt
 
 def test_up_bad_variable_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_manifest(tmp_path, BUILD_MANIFEST, ("first/out.wasm", "second.wasm", "plain.wasm"))
+    assert_schema_valid(path)
     assert main(["up", "-f", str(path), "--variable", "oops"]) == 1
     assert "expected name=value" in capsys.readouterr().err
 
@@ -155,6 +157,7 @@ def test_up_missing_source(build_app: Path, capsys: pytest.CaptureFixture[str]) 
 
 def test_up_bad_runtime_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_manifest(tmp_path, BUILD_MANIFEST, ("first/out.wasm", "second.wasm", "plain.wasm"))
+    assert_schema_valid(path)
     config = tmp_path / "rc.toml"
     config.write_text('[key_value_store.default]\ntype = "cosmos"\n')
     assert main(["up", "-f", str(path), "--runtime-config-file", str(config)]) == 1
@@ -168,6 +171,7 @@ def test_missing_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
 def test_up_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_manifest(tmp_path, BUILD_MANIFEST, ("first/out.wasm", "second.wasm", "plain.wasm"))
+    assert_schema_valid(path)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

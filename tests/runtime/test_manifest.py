@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from spinlocal.manifest import ManifestError, kebab_id_problem, load_manifest, route_problem
@@ -274,7 +275,11 @@ def test_unmatched_template(tmp_path: Path) -> None:
     ],
 )
 def test_unknown_keys(tmp_path: Path, old: str, new: str, field: str) -> None:
-    assert field in load_error(tmp_path, BASIC.replace(old, new, 1))
+    text = BASIC.replace(old, new, 1)
+    assert field in load_error(tmp_path, text)
+    # Spin's JSON Schema rejects the same unknown fields.
+    with pytest.raises(jsonschema.ValidationError):
+        assert_schema_valid(tmp_path / "spin.toml")
 
 
 @pytest.mark.parametrize("component_id", ["Profile-api", "profile_api", "profile--api", "1api"])

@@ -17,7 +17,7 @@ from spinlocal.variables import (
     parse_variable_options,
     variable_name_problem,
 )
-from tests.runtime.manifest_helpers import BASIC, write_manifest
+from tests.runtime.manifest_helpers import BASIC, assert_schema_valid, write_manifest
 
 SPECS = {
     "host": VariableSpec("host", default="default.example.com"),
@@ -221,6 +221,7 @@ def test_dotenv_missing_file(tmp_path: Path) -> None:
 
 def test_dotenv_beside_manifest(tmp_path: Path) -> None:
     path = write_manifest(tmp_path, BASIC, ("profile.wasm", "internal.wasm"))
+    assert_schema_valid(path)
     (tmp_path / ".env").write_text("SPIN_VARIABLE_API_KEY=from-dotenv\n")
     resolver = VariableResolver.for_manifest(load_manifest(path), environ={})
     assert resolver.value("api_key") == "from-dotenv"
