@@ -1,7 +1,7 @@
 """`LocalApp`: a manifest's components behind Spin's router, serving one request at a time.
 
 A worker process builds one `LocalApp`. It owns the worker's `HostServices` and one
-`ComponentRunner` per component, answers the runtime's reserved endpoints under
+`ComponentRunner` per component, serves the runtime's reserved endpoints under
 `/.well-known/spin/`, routes every other request as Spin does, adds the `spin-*`
 headers, and hands the request to the component.
 
@@ -31,7 +31,7 @@ STATE_DIR_NAME = ".spin"
 
 
 class Runner(Protocol):
-    """What LocalApp needs from a component runner (`engine.ComponentRunner`)."""
+    """Interface LocalApp uses of a component runner (`engine.ComponentRunner`)."""
 
     def handle(self, request: HttpRequest) -> HttpResponse: ...
 
@@ -80,7 +80,7 @@ def make_host_services(
         key_value=KeyValueStores(state_dir, runtime_config.key_value_stores),
         sqlite=SqliteDatabases(state_dir, runtime_config.sqlite_databases),
         postgres=PostgresConnections(),
-        # The server sets `self_authority` once the worker knows its listening address.
+        # The server sets `self_authority` once the worker has its listening address.
         http_client=HttpClient(),
         max_body_bytes=options.max_body_bytes,
     )
@@ -167,7 +167,7 @@ class LocalApp:
         self.runners = dict(runners)
 
     def handle(self, request: HttpRequest, client_addr: str) -> AppResponse:
-        """Answer one request: reserved endpoints, then routing, then the component."""
+        """Serve one request: reserved endpoints, then routing, then the component."""
         path = request.path_with_query.partition("?")[0]
 
         if path.startswith(WELL_KNOWN_PREFIX):

@@ -1,7 +1,7 @@
 """The `spinlocal` command: `spinlocal build` and `spinlocal up`, mirroring `spin`.
 
 Exit codes: 0 on success (and after a graceful shutdown of `up`), 1 when the app cannot
-be built or started (the message says why and what to do), 2 for invalid command-line
+be built or started (the message states why and what to do), 2 for invalid command-line
 options.
 """
 

@@ -7,10 +7,10 @@ crate) and `crates/trigger-http/src/headers.rs`:
   captured), and an optional final wildcard `/...` (any rest, including nothing).
 - Leading and trailing slashes of both route and path are ignored when matching, so
   `/foo` also serves `/foo/`, and `/foo/...` also serves `/foo`.
-- When several routes match, the most specific wins: comparing segment by segment, a
-  literal beats a parameter, which beats the wildcard; if one route is a prefix of the
-  other, the shorter (exact) one wins. So an exact route beats a wildcard and the longest
-  wildcard prefix wins.
+- When several routes match, the most specific wins. Compared segment by segment, a
+  literal beats a parameter, which beats the wildcard. If one route is a prefix of the
+  other, the shorter (exact) one wins. So an exact route beats a wildcard, and the
+  longest wildcard prefix wins.
 - `spin-path-info` is the part of the path matched by the wildcard, with a leading `/`,
   keeping a trailing slash of the request path; it is empty for exact routes.
 - Private routes (`route = { private = true }`) are never routed from outside.

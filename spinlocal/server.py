@@ -3,7 +3,7 @@
 Workers are gthread workers with one thread, so each worker process serves one request
 at a time (the stores and the component runners are not thread safe) while keeping
 HTTP/1.1 connections alive. Each worker builds its own engine and `LocalApp` after the
-fork; the caller warms the compile cache before starting the server, so workers only
+fork. The caller warms the compile cache before starting the server, so workers only
 load compiled components.
 
 SIGTERM and SIGINT both stop the server gracefully: workers stop accepting, finish the
@@ -40,7 +40,7 @@ StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 @dataclass(frozen=True)
 class ServerOptions:
-    """How the server listens and runs its workers."""
+    """Listening address and worker settings of the server."""
 
     host: str = "127.0.0.1"
     port: int = 3000
@@ -66,8 +66,8 @@ class WsgiFrontEnd:
         body = _read_body(environ, self.max_body_bytes)
         component_id: str | None = None
         if body is None:
-            # NOTE: gunicorn reads and discards the unread body before the next request
-            # on this connection; the component is never called.
+            # The component is never called. NOTE: gunicorn still reads and discards the
+            # unread body before it parses the next request on this connection.
             response = payload_too_large(self.max_body_bytes)
         else:
             request = HttpRequest(

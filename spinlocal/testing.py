@@ -57,7 +57,7 @@ def run_app(
 
     The server listens on a free port of 127.0.0.1 and is stopped with SIGTERM (then
     SIGKILL after 30 s) when the block exits. `env` entries are added to this process's
-    environment. If the app does not answer its health endpoint within
+    environment. If the app's health endpoint does not return 200 within
     `start_timeout` seconds, AppStartError carries the server's output. The output
     (start-up lines and logs) goes to `log_path` when given, else to a temporary file.
     """

@@ -4,8 +4,8 @@ Spin's rules, as in Spin's `crates/expressions` (lib.rs, template.rs):
 
 - A variable name contains only lowercase ASCII letters, digits and underscores, starts
   with a letter, ends with a letter or digit, and never has two underscores in a row.
-- A template is literal text with expressions in double braces; the text between `{{`
-  and the next `}}` is the variable name, surrounding whitespace ignored.
+- A template is literal text with expressions in double braces. The text between `{{`
+  and the next `}}` is the variable name, with surrounding whitespace ignored.
 
 A value comes from the first provider that has one, in this order:
 

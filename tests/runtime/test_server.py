@@ -1,7 +1,7 @@
 """End to end: `spinlocal up` in a subprocess serving a real component over loopback HTTP.
 
 The `spin_headers` component returns the spin-* headers it received as JSON. One app
-with several components (all built from that source, told apart by the component
+with several components (all built from that source and identified by the component
 variable `who`) serves most tests; shutdown and start-up failures get their own process.
 """
 
