@@ -26,8 +26,8 @@ def apply_schema(url: str, schema_path: Path = SCHEMA_PATH) -> None:
     """Run every statement of `schema_path` on the database at `url` in one transaction."""
     sql = schema_path.read_text(encoding="utf-8")
     with psycopg.connect(url, connect_timeout=10) as connection:
-        # The file holds several statements and no parameters; psycopg sends it as a
-        # simple query, which PostgreSQL runs statement by statement in this transaction.
+        # The file contains several statements and no parameters, so psycopg sends it as
+        # a simple query, which PostgreSQL runs statement by statement in this transaction.
         connection.execute(sql.encode("utf-8"))
     logger.info("applied %s to %s", schema_path.name, _without_password(url))
 

@@ -1,7 +1,7 @@
 """Posts component: the routes and handlers of /api/post.
 
 Every route is authenticated. Writing needs a profile (403 otherwise). A post is
-readable by its author, and by everyone when it is public; for anyone else it does not
+readable by its author, and by everyone when it is public. For anyone else it does not
 exist (404, never 403, so its existence does not leak). Only the author may change or
 delete it. The route table `ROUTES` is plain data that tests/unit/test_openapi.py
 compares with docs/openapi.yaml.

@@ -1,6 +1,6 @@
 """Profile component: the routes and handlers of /api/profile.
 
-Every route is authenticated; a profile's `id` is the caller's token subject, so each
+Every route is authenticated. A profile's `id` is the caller's token subject, so each
 caller has at most one profile. The route table `ROUTES` is plain data that
 tests/unit/test_openapi.py compares with docs/openapi.yaml.
 """

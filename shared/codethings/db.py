@@ -6,7 +6,7 @@ PostgreSQL and SQLite accept. `PostgresDatabase` rewrites the placeholders to `$
 is set and Spin's `default` SQLite database otherwise.
 
 The Spin implementations exist only inside a component (`sys.platform == "wasi"`),
-because `spin_sdk` is importable only there; componentize-py imports modules at build
+because `spin_sdk` is importable only there. componentize-py imports modules at build
 time, so they import `spin_sdk` at module top level. Unit tests use another
 `Database` implementation over CPython's sqlite3.
 """
@@ -65,6 +65,9 @@ class Database(Protocol):
 
         fermyon:spin/sqlite@2.0.0 reports no changed-row count, so a caller that needs
         one adds `RETURNING` and uses `query` instead.
+
+        NOTE: `RETURNING` needs SQLite 3.35 or later. spinlocal (CPython's sqlite3) has it,
+        but the SQLite behind Fermyon Cloud has not been tried with this app.
         """
         ...
 
@@ -73,8 +76,8 @@ def to_dollar_placeholders(sql: str) -> str:
     """Rewrite `?` placeholders as PostgreSQL's `$1, $2, ...`.
 
     The project's SQL has no `?` inside string literals, quoted names or comments, so
-    every `?` is a placeholder; a quote character is rejected so a later statement
-    cannot break that rule silently.
+    every `?` is a placeholder. A quote character or comment is rejected, so a later
+    statement cannot break that rule silently.
     """
     if "'" in sql or '"' in sql or "--" in sql:
         raise ValueError(
@@ -91,7 +94,7 @@ def to_dollar_placeholders(sql: str) -> str:
 def utc_timestamp(moment: datetime) -> str:
     """Format `moment` as fixed-width UTC ISO-8601 text, for example `2026-12-04T20:08:34.123456Z`.
 
-    Both schemas store timestamps as this text; the fixed width makes text order
+    Both schemas store timestamps as this text, whose fixed width makes text order
     chronological order.
     """
     if moment.tzinfo is None:

@@ -47,7 +47,7 @@ MAX_OFFSET = 10_000
 
 POST_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 
-# Fields a client may send back unchanged after reading a resource; they are ignored,
+# Fields a client may send back unchanged after reading a resource. They are ignored,
 # except the owner field, which must match the caller.
 _PROFILE_READ_ONLY = frozenset({"id", "created_at", "updated_at"})
 _POST_READ_ONLY = frozenset({"id", "author_id", "created_at", "updated_at"})

@@ -82,7 +82,7 @@ Handler = Callable[[Context, Request, Mapping[str, str]], Response]
 class Route:
     """A path pattern such as `/api/profile/{handle}` and the handler of each method.
 
-    A `{name}` segment matches any one non-empty path segment, percent-decoded; other
+    A `{name}` segment matches any one non-empty path segment, percent-decoded. Other
     segments match literally, and one trailing slash on the path is ignored. `serve` tries routes in order, so list literal routes
     (`/api/profile/me`) before patterns that would also match them.
     """
@@ -218,7 +218,7 @@ def serve(routes: Sequence[Route], request: Request, open_context: OpenContext) 
             logger.error("%s %s failed: %s", request.method, request.path, problem)
         return problem_response(problem)
     except DatabaseError as error:
-        # DatabaseError is logged where it is raised; this only chooses the status.
+        # DatabaseError is logged where it is raised, so this only chooses the status.
         if error.is_unavailable:
             return problem_response(
                 ProblemError(

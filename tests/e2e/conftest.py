@@ -1,10 +1,10 @@
 """Fixtures of the end-to-end suite: real components, a real runtime, real tokens.
 
-By default the suite builds both components (cached by a hash of their sources), starts
-the local identity provider on a free loopback port, and runs the app from spin.toml
-with `spinlocal up` twice: once on the SQLite database `default` and once on a fresh
-PostgreSQL database created on 127.0.0.1:5432 and set up with `python db/apply.py`.
-The PostgreSQL run fails, not skips, when PostgreSQL cannot be reached.
+By default the suite builds both components (cached by a hash of their sources) and
+starts the local identity provider on a free loopback port. It then runs the app from
+spin.toml with `spinlocal up` twice. The first run uses the SQLite database `default`.
+The second uses a fresh PostgreSQL database on 127.0.0.1:5432, set up with
+`python db/apply.py`, and fails, not skips, when PostgreSQL cannot be reached.
 
 To test an app that is already running (for example under `spin up`), set:
 - CODETHINGS_BASE_URL: its base URL, for example http://127.0.0.1:3000;
@@ -19,7 +19,6 @@ the same URL with the new database's name as its path.
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import shutil
@@ -40,8 +39,6 @@ from spinlocal.testing import run_app
 from tests.support.components import build_component
 
 from .client import HttpClient, User
-
-logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = REPO_ROOT / "spin.toml"
