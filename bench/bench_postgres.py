@@ -5,6 +5,8 @@ Every number is the median of full requests served in-process by `ComponentRunne
 
 - baseline: a request whose guest returns at once;
 - 1-row pooled: open + one 1-row query, with the connection pool warm;
+- 1-row with a parameter: the same with `WHERE b = $1`, which adds the prepare and
+  describe round trips that check parameter types;
 - 1-row unpooled: the same with pooling disabled (a new connection every request);
 - 500x8: open + a query returning 500 rows of 8 columns (int2, int4, int8, float8,
   bool, text, varchar, bytea).
@@ -48,21 +50,28 @@ POOLED_TARGET_MS = 1.0
 WIDE_TARGET_MS = 30.0
 
 
-def median_ms(runner: Any, body: dict[str, Any], requests: int) -> tuple[float, float]:
-    """Return the median request time and the median guest-measured query time, in ms."""
+def median_ms(runner: Any, body: dict[str, Any], requests: int) -> tuple[float, float, float]:
+    """Return median request time, request CPU time and guest-measured query time, in ms.
+
+    CPU time is this process's, so it leaves out PostgreSQL's own work but also the
+    time other processes on a busy machine take from this one.
+    """
     report(runner, body)  # warm up the pool and the guest code path
     request_samples = []
+    cpu_samples = []
     query_samples = []
     for _ in range(requests):
         started = time.perf_counter()
+        cpu_started = time.process_time()
         result = report(runner, body)
+        cpu_samples.append((time.process_time() - cpu_started) * 1000)
         request_samples.append((time.perf_counter() - started) * 1000)
         if body.get("steps"):
             outcome = result["results"][0]
             assert "ok" in outcome, result
             query_samples.append(outcome["ok"]["elapsed_ms"])
     query_ms = statistics.median(query_samples) if query_samples else 0.0
-    return statistics.median(request_samples), query_ms
+    return statistics.median(request_samples), statistics.median(cpu_samples), query_ms
 
 
 def host_only_ms(pool: PostgresConnections, sql: str, requests: int) -> float:
@@ -119,13 +128,20 @@ def main() -> int:
             one_row_sql = "SELECT b FROM wide WHERE b = 1"
             one_row = {"api": "v2", "address": ADDRESS,
                        "steps": [{"op": "query", "sql": one_row_sql, "summary": True}]}
+            one_row_param = {"api": "v2", "address": ADDRESS, "steps": [{
+                "op": "query", "sql": "SELECT b FROM wide WHERE b = $1",
+                "params": [["Int32", 1]], "summary": True,
+            }]}
             wide = {"api": "v2", "address": ADDRESS,
                     "steps": [{"op": "query", "sql": WIDE_QUERY, "summary": True}]}
 
-            baseline, _ = median_ms(runner, {"noop": True}, args.requests)
-            pooled_ms, pooled_query_ms = median_ms(runner, one_row, args.requests)
-            unpooled_ms, _ = median_ms(runner_unpooled, one_row, max(20, args.requests // 4))
-            wide_ms, wide_query_ms = median_ms(runner, wide, max(20, args.requests // 4))
+            baseline, baseline_cpu, _ = median_ms(runner, {"noop": True}, args.requests)
+            pooled_ms, pooled_cpu, pooled_query_ms = median_ms(runner, one_row, args.requests)
+            param_ms, param_cpu, param_query_ms = median_ms(runner, one_row_param, args.requests)
+            unpooled_ms, _, _ = median_ms(runner_unpooled, one_row, max(20, args.requests // 4))
+            wide_ms, wide_cpu, wide_query_ms = median_ms(
+                runner, wide, max(20, args.requests // 4)
+            )
             host_one_ms = host_only_ms(pooled, one_row_sql, args.requests)
             host_wide_ms = host_only_ms(pooled, WIDE_QUERY, max(20, args.requests // 4))
             pooled.close()
@@ -133,13 +149,15 @@ def main() -> int:
         drop_database()
 
     print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    print("full requests (median):")
-    print(f"  baseline, no database             {baseline:7.2f} ms")
-    print(f"  open + 1-row query, pooled        {pooled_ms:7.2f} ms  (+{pooled_ms - baseline:.2f} ms)")
+    print("full requests, median wall time and median CPU time of this process:")
+    print(f"  baseline, no database             {baseline:7.2f} ms  cpu {baseline_cpu:6.2f} ms")
+    print(f"  open + 1-row query, pooled        {pooled_ms:7.2f} ms  cpu {pooled_cpu:6.2f} ms")
+    print(f"  same with one $1 parameter        {param_ms:7.2f} ms  cpu {param_cpu:6.2f} ms")
     print(f"  open + 1-row query, unpooled      {unpooled_ms:7.2f} ms")
-    print(f"  open + 500x8 query, pooled        {wide_ms:7.2f} ms")
-    print("query call as the guest measured it (median):")
+    print(f"  open + 500x8 query, pooled        {wide_ms:7.2f} ms  cpu {wide_cpu:6.2f} ms")
+    print("query call as the guest measured it (median wall time):")
     print(f"  1-row                             {pooled_query_ms:7.2f} ms")
+    print(f"  1-row with one $1 parameter       {param_query_ms:7.2f} ms")
     print(f"  500x8                             {wide_query_ms:7.2f} ms")
     print("host side only, borrow + query + row-set + return (median):")
     print(f"  1-row                             {host_one_ms:7.2f} ms")

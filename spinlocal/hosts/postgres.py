@@ -41,6 +41,7 @@ extra round trips per statement with parameters.
 from __future__ import annotations
 
 import logging
+import select
 import struct
 import threading
 import time
@@ -532,6 +533,19 @@ def describe_address(address: str) -> str:
         return "<invalid connection string>"
 
 
+def _is_alive(pgconn: pq.abc.PGconn) -> bool:
+    """Tell whether an idle connection is still usable, without a round trip.
+
+    An idle connection that has data to read was most likely ended by the server (its
+    last message before closing, for example after pg_terminate_backend or a restart),
+    so it is treated as closed. Discarding the rare other message costs one new connection.
+    """
+    if pgconn.status != pq.ConnStatus.OK:
+        return False
+    readable, _, _ = select.select([pgconn.socket], [], [], 0)
+    return not readable
+
+
 class PooledConnection:
     """A libpq connection lent to one guest `connection` resource."""
 
@@ -630,15 +644,20 @@ class PostgresConnections:
 
         Raises `PostgresError("connection-failed")` with libpq's message when connecting fails.
         """
-        with self._lock:
-            idle = self._idle.get(address)
-            pgconn = idle.pop() if idle else None
-        if pgconn is not None and pgconn.status == pq.ConnStatus.OK:
-            self.reused += 1
-            return PooledConnection(self, address, pgconn)
-        if pgconn is not None:
+        while True:
+            with self._lock:
+                idle = self._idle.get(address)
+                pgconn = idle.pop() if idle else None
+            if pgconn is None:
+                return PooledConnection(self, address, self._open(address))
+            if _is_alive(pgconn):
+                self.reused += 1
+                return PooledConnection(self, address, pgconn)
+            logger.info(
+                "discarding idle PostgreSQL connection to %s: the server closed it",
+                describe_address(address),
+            )
             pgconn.finish()
-        return PooledConnection(self, address, self._open(address))
 
     def _open(self, address: str) -> pq.abc.PGconn:
         try:

@@ -8,6 +8,7 @@ down these tests fail (they do not skip); start it with
 from __future__ import annotations
 
 import os
+import time
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -670,3 +671,19 @@ def test_v4_connection_failed_text(runner: ComponentRunner) -> None:
     result = report(runner, {"api": "v4", "address": "postgres://u@db.example.com/x"})
     assert result["open"]["err"]["case"] == "Error_ConnectionFailed"
     assert "not permitted" in result["open"]["err"]["value"]
+
+
+def test_idle_connection_killed_replaced(pool: PostgresConnections, tmp_path: Path) -> None:
+    probe = make_runner("pg_probe", make_services(tmp_path, postgres=pool),
+                        allowed_outbound_hosts=ALLOWED)
+    address = ADDRESS + "?application_name=killed"
+    body = {"api": "v2", "address": address, "steps": [query("SELECT pg_backend_pid()")]}
+    first_pid = report(probe, body)["results"][0]["ok"]["rows"][0][0]["value"]
+    with psycopg.connect(f"{SERVER} dbname=postgres", autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (first_pid,))
+    time.sleep(0.2)  # let the server's closing message arrive
+
+    result = report(probe, body)
+
+    assert "ok" in result["results"][0], result
+    assert result["results"][0]["ok"]["rows"][0][0]["value"] != first_pid
