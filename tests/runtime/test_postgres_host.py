@@ -8,8 +8,8 @@ down these tests fail (they do not skip); start it with
 from __future__ import annotations
 
 import os
-import time
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
