@@ -78,7 +78,7 @@ class WsgiFrontEnd:
                 scheme=environ.get("wsgi.url_scheme", "http"),
                 authority=environ.get("HTTP_HOST", ""),
             )
-            client_addr = f"{environ.get('REMOTE_ADDR', '')}:{environ.get('REMOTE_PORT', '')}"
+            client_addr = _client_addr(environ)
             outcome = self.app.handle(request, client_addr)
             response, component_id = outcome.response, outcome.component_id
 
@@ -89,6 +89,13 @@ class WsgiFrontEnd:
             "%s %s %s %d %.1fms", method, path, component_id or "-", response.status, duration_ms
         )
         return [response.body]
+
+
+def _client_addr(environ: dict[str, Any]) -> str:
+    """Return "ip:port" like Rust's SocketAddr, with brackets around an IPv6 address."""
+    address = environ.get("REMOTE_ADDR", "")
+    port = environ.get("REMOTE_PORT", "")
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def _request_target(environ: dict[str, Any]) -> str:
