@@ -54,6 +54,10 @@ class SqliteError(Exception):
         return Variant(self.case, self.message) if self.case == "io" else Variant(self.case)
 
 
+class SqliteConfigError(RuntimeError):
+    """A component lists a database label that no runtime config defines."""
+
+
 class SqliteStartupError(RuntimeError):
     """A `--sqlite` start-up statement or file failed; the message names it."""
 
@@ -124,6 +128,26 @@ class SqliteDatabases:
     @classmethod
     def from_runtime_config(cls, state_dir: Path, config: RuntimeConfig) -> SqliteDatabases:
         return cls(state_dir, config.sqlite_databases)
+
+    def check_components(self, databases_by_component: Mapping[str, Iterable[str]]) -> None:
+        """Raise `SqliteConfigError` if a component lists a label with no database.
+
+        Spin makes this check when the app loads, so call it at start-up with each
+        component id and its `sqlite_databases`.
+        """
+        problems = [
+            f"- Component {component_id} uses database {label!r}"
+            for component_id, labels in sorted(databases_by_component.items())
+            for label in sorted(set(labels))
+            if label not in self.paths
+        ]
+        if problems:
+            raise SqliteConfigError(
+                "One or more components use SQLite databases which are not defined. Check "
+                "the spelling, or pass a runtime configuration file (--runtime-config-file) "
+                "with a [sqlite_database.<label>] table for each of them:\n"
+                + "\n".join(problems)
+            )
 
     def open(self, label: str, allowed: Iterable[str]) -> SqliteConnection:
         """Lend a connection to database `label` for a component allowed `allowed` labels.

@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 
 from spinlocal.engine import ComponentRunner
-from spinlocal.hosts.sqlite import SqliteDatabases, SqliteError, SqliteStartupError
+from spinlocal.hosts.sqlite import (
+    SqliteConfigError,
+    SqliteDatabases,
+    SqliteError,
+    SqliteStartupError,
+)
 from spinlocal.runtime_config import SqliteDatabaseConfig
 from tests.runtime.datahost_helpers import make_runner, make_services, report
 
@@ -231,3 +236,14 @@ def test_processes_share_file(databases: SqliteDatabases, state_dir: Path) -> No
     result = connection.execute("SELECT count(*) FROM hits", [])
     connection.close()
     assert result.rows == [(600,)]
+
+
+def test_check_components_undefined(databases: SqliteDatabases) -> None:
+    with pytest.raises(SqliteConfigError) as raised:
+        databases.check_components({"api": ["default", "cache"], "web": ["archive"]})
+    assert "Component api uses database 'cache'" in str(raised.value)
+    assert "archive" not in str(raised.value)
+
+
+def test_check_components_defined(databases: SqliteDatabases) -> None:
+    databases.check_components({"api": ["default", "archive"], "web": []})
