@@ -1,10 +1,10 @@
 """PostgreSQL for components: `fermyon:spin/postgres@2.0.0` and `spin:postgres/postgres@3/4`.
 
-Statements run through psycopg 3's libpq layer (`psycopg.pq.PGconn.exec_params`), which
-takes the guest's `$1` placeholders as they are. Parameters go out in binary format
-with explicit type OIDs and results come back in binary format, decoded by column type
-OID. The type mapping follows Spin 3 (`crates/factor-outbound-pg/src/types.rs` and the
-v2/v3 conversions in `crates/world`):
+Statements run through psycopg 3's libpq layer (`psycopg.pq.PGconn`), which takes the
+guest's `$1` placeholders as they are. Parameters go out mostly in binary format and
+results come back in binary format, decoded by column type OID. The type mapping
+follows Spin 3 (`crates/factor-outbound-pg/src/types.rs` and the v2/v3 conversions in
+`crates/world`):
 
 | PostgreSQL                     | column type  | value                                  |
 |--------------------------------|--------------|----------------------------------------|
@@ -319,7 +319,10 @@ _record = make_record
 
 @dataclass
 class EncodedParameters:
-    """Parameters ready for libpq: WIT cases, type OIDs, values and their formats."""
+    """Parameters ready for libpq: values, their formats and WIT cases.
+
+    `types` are the OIDs the values are encoded as; the server's inferred types win.
+    """
 
     types: list[int]
     values: list[bytes | None]
@@ -400,8 +403,9 @@ def bind_to_server_types(
         raise PostgresError(
             "query-failed",
             f"error serializing parameter {index}: cannot convert the {case} value of "
-            f"${index + 1} to the Postgres type {name}. Pass the {name} case for it, or "
-            f"cast the parameter in SQL, for example ${index + 1}::{_cast_example(case)}",
+            f"${index + 1} to the Postgres type {name}. Pass the parameter case that "
+            f"matches {name}, or cast the parameter to the type of its case in SQL, for "
+            f"example ${index + 1}::{_cast_example(case)}",
         )
 
 
