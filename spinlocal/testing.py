@@ -74,6 +74,12 @@ def run_app(
 
     process_env = dict(os.environ)
     process_env.update(env or {})
+    # The server must import this same spinlocal, even when it is not installed.
+    package_root = str(Path(__file__).resolve().parents[1])
+    existing = process_env.get("PYTHONPATH")
+    process_env["PYTHONPATH"] = (
+        f"{package_root}{os.pathsep}{existing}" if existing else package_root
+    )
     base_url = f"http://127.0.0.1:{port}"
 
     opened = open(log_path, "w+b") if log_path is not None else tempfile.TemporaryFile("w+b")  # noqa: SIM115
