@@ -10,8 +10,10 @@ wasmtime-py 51.0.0 has four behaviours that block or slow down a Spin host:
 2. `list<u8>` is converted one byte at a time through ctypes (about 0.66 s for 1 MB).
    `install()` copies the bytes in bulk in both directions.
 3. Type introspection (`ListType.element`, `VariantType.cases`, `RecordType.fields`,
-   ...) walks the C type again for every value. `install()` memoises each property on
-   the type object and lowers tagged variants through a case-lookup table.
+   ...) walks the C type again for every value, and every host call rebuilds its
+   function's parameter and result types. `install()` memoises each property on the
+   type object, keeps each host function's signature with the function, and lowers
+   tagged variants through a case-lookup table.
 4. A host function that receives a `borrow<T>` must release it before returning, or the
    call fails with "borrow handles still remain at the end of the call". `install()`
    wraps every function added with `LinkerInstance.add_func` so borrowed handles,
@@ -31,8 +33,10 @@ from collections.abc import Callable
 from typing import Any
 
 from wasmtime import _ffi as ffi
-from wasmtime.component import LinkerInstance, ResourceAny, Variant
+from wasmtime.component import FuncType, LinkerInstance, ResourceAny, Variant
+from wasmtime.component import _linker as component_linker
 from wasmtime.component import _types as component_types
+from wasmtime.component._enter import catch_exceptions
 
 EXPECTED_WASMTIME_VERSION = "51.0.0"
 
@@ -93,6 +97,7 @@ def install() -> None:
         _force_tagged_variants()
         _memoise_type_properties()
         _install_variant_lowering()
+        _install_signature_cache()
         _install_bytes_fast_path()
         _install_borrow_release()
         _installed = True
@@ -200,6 +205,55 @@ def _lower_variant(self: Any, store: Any, val: Any) -> tuple[str, Any]:
 
 def _install_variant_lowering() -> None:
     component_types.VariantLikeType._lower = _lower_variant  # type: ignore[method-assign]
+
+
+_original_func_impl = component_linker.func_impl
+
+
+def _cached_signature(func: Any, ty_raw: Any, store: Any) -> tuple[list[Any], Any]:
+    """Return (parameter types, result type) of a host function, computed once per function.
+
+    The signature is stored on the function object itself, so a slab index that wasmtime-py
+    reuses for another function after a linker is freed never sees a stale signature.
+    """
+    signature = getattr(func, "_spinlocal_signature", None)
+    if signature is None:
+        with FuncType._from_ptr(ty_raw, owner=store) as func_type:
+            signature = ([ty for _, ty in func_type.params], func_type.result)
+        try:
+            func._spinlocal_signature = signature
+        except AttributeError:  # a builtin or bound method: no cache, still correct
+            pass
+    return signature
+
+
+@ffi.wasmtime_component_func_callback_t
+def _func_impl(
+    idx: Any, context: Any, ty_raw: Any, args: Any, nargs: int, results: Any, nresults: int
+) -> Any:
+    """Host call trampoline: wasmtime-py's `func_impl` with a cached signature."""
+
+    def run(store: Any) -> None:
+        func = component_linker.FUNCTIONS.get(idx or 0)
+        param_types, result_type = _cached_signature(func, ty_raw, store)
+        if len(param_types) != nargs or (result_type is None) != (nresults == 0):
+            raise WasmtimeVersionError("host function called with a signature it was not built for")
+
+        python_args = [param_types[i].convert_from_c(args[i]) for i in range(nargs)]
+        result = func(store, *python_args)
+
+        if result_type is not None:
+            result_type.convert_to_c(store, result, results)
+        elif result is not None:
+            raise TypeError(f"host function {func!r} returned {result!r} for a call with no result")
+
+    return catch_exceptions(context, run)
+
+
+def _install_signature_cache() -> None:
+    # `LinkerInstance.add_func` reads the module global at each call, so every function
+    # added after install() gets this trampoline.
+    component_linker.func_impl = _func_impl
 
 
 # --- 2. bulk list<u8> ----------------------------------------------------------------

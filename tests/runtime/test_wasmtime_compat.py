@@ -8,6 +8,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -246,3 +247,23 @@ def test_borrow_list_arguments_released() -> None:
 
 def test_add_func_wraps_host_functions() -> None:
     assert LinkerInstance.add_func is wasmtime_compat._add_func_releasing_borrows
+
+
+def test_host_call_trampoline_installed() -> None:
+    from wasmtime.component import _linker
+
+    assert _linker.func_impl is wasmtime_compat._func_impl
+
+
+def test_signature_cached_on_function(tmp_path: Path) -> None:
+    from wasmtime.component import _linker
+
+    from tests.support.runtime import call, make_runner, make_services, make_spec
+
+    runner = make_runner(make_spec("probe"), make_services(tmp_path))
+    assert call(runner, "/counter").status == 200
+
+    cached = [
+        func for func in _linker.FUNCTIONS.handles.values() if hasattr(func, "_spinlocal_signature")
+    ]
+    assert cached
