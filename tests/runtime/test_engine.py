@@ -238,3 +238,34 @@ def test_runner_serialises_threads(runner: ComponentRunner) -> None:
 
     assert [r.status for r in responses] == [200] * 8
     assert [r.body for r in responses] == bodies
+
+
+def test_runner_environment_visible(runner: ComponentRunner) -> None:
+    environment = json.loads(call(runner, "/env").body)["environment"]
+
+    assert environment["PROBE_MODE"] == "test"
+
+
+def test_runner_stdio_logged_with_id(runner: ComponentRunner, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="spinlocal.component.probe"):
+        call(runner, "/print?tag=marker-7")
+
+    stdout = [r for r in caplog.records if "line to stdout marker-7" in r.getMessage()]
+    stderr = [r for r in caplog.records if "line to stderr marker-7" in r.getMessage()]
+    assert len(stdout) == 1
+    assert len(stderr) == 1
+    assert stdout[0].name == "spinlocal.component.probe"
+    assert stdout[0].getMessage().startswith("[probe] ")
+
+
+def test_runner_clocks_and_random(runner: ComponentRunner) -> None:
+    import time
+
+    first = json.loads(call(runner, "/clocks").body)
+    second = json.loads(call(runner, "/clocks").body)
+
+    assert abs(first["wall"] - time.time()) < 5
+    assert first["monotonic_delta_ns"] >= 10_000_000
+    assert len(first["random_hex"]) == 32
+    assert first["random_hex"] != second["random_hex"]
+    assert 0 <= first["random_float"] < 1
