@@ -40,8 +40,14 @@ def probe_component() -> Component:
 
 def interface_item(interface: str, name: str) -> Any:
     engine = shared_engine()
-    exports = probe_component().type.imports(engine)[interface].ty.exports(engine)
-    return exports[name].ty
+    instance_type: Any = probe_component().type.imports(engine)[interface].ty
+    return instance_type.exports(engine)[name].ty
+
+
+def byte_list_type() -> Any:
+    """The `list<u8>` inside the result of `store.get`."""
+    ok_type: Any = kv_get_result().ok
+    return ok_type.payload
 
 
 def kv_get_result() -> ResultType:
@@ -131,7 +137,7 @@ def test_variant_lowering_uses_case_table() -> None:
 
 
 def test_bytes_one_megabyte_round_trip() -> None:
-    list_type = kv_get_result().ok.payload
+    list_type = byte_list_type()
     data = bytes((i * 31) % 256 for i in range(ONE_MB))
 
     lifted = round_trip(list_type, data)
@@ -141,25 +147,26 @@ def test_bytes_one_megabyte_round_trip() -> None:
 
 
 def test_bytes_empty_round_trip() -> None:
-    list_type = kv_get_result().ok.payload
+    list_type = byte_list_type()
 
     assert round_trip(list_type, b"") == b""
 
 
 def test_bytes_accepts_bytearray_and_memoryview() -> None:
-    list_type = kv_get_result().ok.payload
+    list_type = byte_list_type()
 
     assert round_trip(list_type, bytearray(b"abc")) == b"abc"
     assert round_trip(list_type, memoryview(b"xyz")) == b"xyz"
 
 
 def test_bytes_fast_path_is_faster() -> None:
-    list_type = kv_get_result().ok.payload
+    list_type = byte_list_type()
     data = bytes(200_000)
 
     started = time.perf_counter()
     raw = ffi.wasmtime_component_val_t()
-    wasmtime_compat._original_list_to_c(list_type, None, data, ctypes.pointer(raw))
+    no_store: Any = None  # list<u8> conversion never touches the store
+    wasmtime_compat._original_list_to_c(list_type, no_store, data, ctypes.pointer(raw))
     wasmtime_compat._original_list_from_c(list_type, raw)
     slow = time.perf_counter() - started
 
