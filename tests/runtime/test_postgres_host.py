@@ -18,11 +18,8 @@ import psycopg
 import pytest
 
 from spinlocal.engine import ComponentRunner
-from spinlocal.hosts.postgres import (
-    PostgresConnections,
-    civil_to_days,
-    days_to_civil,
-)
+from spinlocal.hosts.postgres import PostgresConnections
+from spinlocal.hosts.postgres_types import civil_to_days, days_to_civil
 from tests.runtime.datahost_helpers import call, make_runner, make_services, report
 
 SERVER = "host=127.0.0.1 port=5432 user=postgres"
