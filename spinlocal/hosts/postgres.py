@@ -12,10 +12,10 @@ extra round trips per statement with parameters.
 
 `PostgresConnections` keeps idle connections per connection string for the worker
 process. A guest's connection goes back to the pool when the guest drops it or, at the
-latest, when its request ends; a connection left in a transaction is rolled back and
+latest, when its request ends. A connection left in a transaction is rolled back, and
 every returned connection is reset with `DISCARD ALL`, so no session state leaks
-between requests. Before an idle connection is lent again, a connection the server
-has closed meanwhile is replaced.
+between requests. An idle connection that the server has closed meanwhile is replaced
+before it is lent again.
 """
 
 from __future__ import annotations
