@@ -15,9 +15,13 @@ from codethings.config import SETTING_KEYS
 
 from .conftest import REPO_ROOT
 
-# JSON Schema of Spin manifest v2; SPIN_MANIFEST_SCHEMA points at another copy.
+# JSON Schema of Spin manifest v2 as published by the Spin project (copy kept with the
+# runtime tests); SPIN_MANIFEST_SCHEMA points at another copy.
 SCHEMA_PATH = Path(
-    os.environ.get("SPIN_MANIFEST_SCHEMA", "/work/shared/schemas/spin-manifest-v2.schema.json")
+    os.environ.get(
+        "SPIN_MANIFEST_SCHEMA",
+        str(REPO_ROOT / "tests" / "runtime" / "data" / "spin-manifest-v2.schema.json"),
+    )
 )
 COMPONENTS = {"profile-api": "profile_api", "posts-api": "posts_api"}
 BUILD_COMMAND = (
