@@ -37,7 +37,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import benchlib
+from bench import app_profile, benchlib
+from bench.benchlib import RequestSpec
 
 PROBE_DIR = benchlib.REPO_ROOT / "tests" / "runtime" / "components" / "probe"
 OVERLAP_TARGET_FACTOR = 1.5
@@ -133,8 +134,19 @@ def parse_args() -> argparse.Namespace:
         default=60.0,
         help="seconds after which each run stops early (default 60)",
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also break /counter and one immediate outbound GET down into host calls",
+    )
+    parser.add_argument(
+        "--profile-requests",
+        type=int,
+        default=100,
+        help="requests per route in the profile (default 100)",
+    )
     args = parser.parse_args()
-    for name in ("requests", "gather_requests", "delay_ms"):
+    for name in ("requests", "gather_requests", "delay_ms", "profile_requests"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be 1 or more")
     if args.duration_limit <= 0:
@@ -231,6 +243,17 @@ def main() -> int:
         services.http_client.close()
         services.key_value.close()
 
+        profile_lines = []
+        if args.profile:
+            specs = {
+                "/counter": RequestSpec("GET", "/counter"),
+                "/outbound, one immediate GET": RequestSpec("GET", f"/outbound?url={immediate}"),
+            }
+            manifest_path = Path(temp) / "spin.toml"
+            profile_lines = app_profile.profile_app(
+                manifest_path, state_dir, {}, specs, args.profile_requests
+            )
+
     lines = [f"outbound HTTP from the guest, upstream delay {args.delay_ms} ms (medians):"]
     gather_ms = math_median([elapsed for elapsed, _ in gathered])
     if gathered:
@@ -251,7 +274,7 @@ def main() -> int:
     lines.append(
         f"  difference of the p50s             {one_get_summary.p50 - baseline_summary.p50:7.2f} ms"
     )
-    print("\n".join(lines))
+    print("\n".join(lines + profile_lines))
     print(benchlib.load_note())
 
     if probe.errors:
