@@ -6,4 +6,4 @@ library only, because it must work before `.venv` exists.
 
 
 class DevError(RuntimeError):
-    """A developer command failed; the message says what failed and what to do next."""
+    """A developer command failed; the message names what failed and what to do next."""

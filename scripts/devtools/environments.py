@@ -5,7 +5,7 @@
 stay separate because componentize-py bundles whatever the build environment can
 import, and `cryptography` there makes `import jwt` fail inside the components.
 
-Each environment stores a SHA-256 of its requirement files in a stamp file; pip runs
+Each environment stores a SHA-256 of its requirement files in a stamp file. pip runs
 only when the stamp is missing or different, so a repeated `make up` costs nothing here.
 """
 

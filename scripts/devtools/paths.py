@@ -16,7 +16,7 @@ BUILD_REQUIREMENTS = (REQUIREMENTS_DIR / "build.txt",)
 MANIFEST = REPO_ROOT / "spin.toml"
 SQLITE_SCHEMA = REPO_ROOT / "db" / "sqlite.sql"
 
-# `spin up` keeps its key-value store and SQLite database under `.spin/` beside spin.toml;
+# `spin up` keeps its key-value store and SQLite database under `.spin/` beside spin.toml.
 # spinlocal uses the same state directory, and the local identity provider a folder in it.
 STATE_DIR = REPO_ROOT / ".spin"
 IDP_STATE_DIR = STATE_DIR / "idp"

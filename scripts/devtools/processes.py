@@ -45,7 +45,7 @@ def wait_for_http(url: str, process: subprocess.Popen[bytes], name: str, timeout
     last_error = "no response yet"
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise DevError(f"{name} exited with code {process.returncode} before {url} answered")
+            raise DevError(f"{name} exited with code {process.returncode} before {url} responded")
         try:
             with urllib.request.urlopen(url, timeout=1) as response:
                 if response.status == 200:
@@ -55,7 +55,7 @@ def wait_for_http(url: str, process: subprocess.Popen[bytes], name: str, timeout
             last_error = str(error)
         time.sleep(0.2)
     raise DevError(
-        f"{name} did not answer {url} within {timeout_s:.0f} s (last error: {last_error})"
+        f"{name} did not respond at {url} within {timeout_s:.0f} s (last error: {last_error})"
     )
 
 
@@ -76,7 +76,7 @@ def stop_process(process: subprocess.Popen[bytes], name: str, timeout_s: float =
 
 
 def ensure_postgres(host: str = "127.0.0.1", port: int = 5432, timeout_s: float = 60.0) -> None:
-    """Start the local PostgreSQL cluster if nothing answers on host:port, then wait for it.
+    """Start the local PostgreSQL cluster if nothing accepts connections on host:port, then wait.
 
     Uses Debian's `pg_ctlcluster` for the one cluster named `main` under /etc/postgresql.
     """
@@ -86,7 +86,7 @@ def ensure_postgres(host: str = "127.0.0.1", port: int = 5432, timeout_s: float 
     versions = sorted(path.name for path in Path("/etc/postgresql").glob("*") if path.is_dir())
     if not versions or shutil.which("pg_ctlcluster") is None:
         raise DevError(
-            f"PostgreSQL is not answering on {host}:{port} and no Debian cluster was found "
+            f"PostgreSQL does not accept connections on {host}:{port} and no Debian cluster was found "
             "under /etc/postgresql; install it with 'apt-get install postgresql' or start "
             "your own server on that port"
         )

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 PYTEST_NO_TESTS = 5
 
 # The server where the PostgreSQL tests create and drop their own databases. The tests
-# fail, not skip, when it does not answer.
+# fail, not skip, when it does not accept connections.
 DEFAULT_POSTGRES_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 
 
