@@ -329,7 +329,7 @@ def report_lines(result: BackendResult, clients: int) -> list[str]:
         )
     for name in ("profile/me", "post"):
         lines.append(
-            f"[{result.name}] p50 {name} / p50 hello = {result.ratio(name):.2f} (target <= {RATIO_TARGET})"
+            f"[{result.name}] p50 {name} / p50 hello = {result.ratio(name):.3f} (target <= {RATIO_TARGET})"
         )
     lines.append(f"[{result.name}] JWKS fetches while warm: {result.jwks_fetches} (target 0)")
     stopped = [
@@ -348,7 +348,7 @@ def missed_targets(result: BackendResult) -> list[str]:
         ratio = result.ratio(name)
         if ratio > RATIO_TARGET:
             missed.append(
-                f"[{result.name}] p50 of {name} is {ratio:.2f} times hello world's, target <= {RATIO_TARGET}"
+                f"[{result.name}] p50 of {name} is {ratio:.3f} times hello world's, target <= {RATIO_TARGET}"
             )
     if result.jwks_fetches != 0:
         missed.append(f"[{result.name}] {result.jwks_fetches} JWKS fetch(es) while warm, target 0")
