@@ -6,7 +6,7 @@
 #   make token SUB=alice    a token for subject alice from the local identity provider
 #   make build [FORCE=1]    build the components (skipped when the sources are unchanged)
 #   make lint               ruff and mypy
-#   make bench              benchmarks (results in docs/benchmarks.md)
+#   make bench              run the benchmark scripts in bench/
 #   make env                create or update .venv and .venv-build
 #   make clean              remove build output and .spin/ state; distclean also the venvs
 
