@@ -225,13 +225,13 @@ def _phases(profiled: list[ProfiledRequest]) -> list[str]:
         while end + 1 < len(labels) and labels[end + 1].partition("#")[0] == interface:
             end += 1
         functions = sorted({label.partition("#")[2] for label in labels[index : end + 1]})
-        shown = ", ".join(functions[:4]) + (", ..." if len(functions) > 4 else "")
+        function_list = ", ".join(functions[:4]) + (", ..." if len(functions) > 4 else "")
         inside_gaps = sum(gaps[index + 1 : end + 1])
         host_ms = sum(durations[index : end + 1])
         between = f", {inside_gaps:.2f} ms outside host calls between them" if end > index else ""
         lines.append(
             f"{gaps[index]:6.2f} ms outside host calls, then {end - index + 1:2d} call(s) to "
-            f"{interface}: {host_ms:.2f} ms in host{between} ({shown})"
+            f"{interface}: {host_ms:.2f} ms in host{between} ({function_list})"
         )
         index = end + 1
     lines.append(f"{tail_ms:6.2f} ms after the last host call until the response was collected")

@@ -145,7 +145,7 @@ def check_app_built() -> None:
 
 @dataclass
 class Backend:
-    """How one backend's server is started."""
+    """Start-up options of the server for one database backend."""
 
     name: str
     variables: dict[str, str] = field(default_factory=dict)

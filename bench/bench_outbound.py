@@ -5,11 +5,11 @@ The probe component tests/runtime/components/probe runs in this process through
 HTTP server that this script starts on 127.0.0.1:
 
 - overlap: `/outbound-gather` sends two GETs with `asyncio.gather` in the guest, to an
-  upstream path that answers after --delay-ms (default 200 ms). If the host runs them
+  upstream path that responds after --delay-ms (default 200 ms). If the host runs them
   concurrently, the pair takes about one delay, not two. The upstream also records the
   maximum number of requests it had in flight at once;
 - reference: `/outbound` with one delayed GET;
-- cost of one outbound GET: `/outbound` to an upstream path that answers at once,
+- cost of one outbound GET: `/outbound` to an upstream path that responds at once,
   minus `/counter`, a route of the same component without outbound I/O.
 
 Target: the gathered pair takes under 1.5 delays (300 ms for 200 ms requests).
@@ -45,7 +45,7 @@ OVERLAP_TARGET_FACTOR = 1.5
 
 
 class Upstream:
-    """An HTTP server on 127.0.0.1 with a delayed and an immediate path; counts requests."""
+    """An HTTP server on 127.0.0.1 with a delayed and an immediate path that counts requests."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -75,8 +75,8 @@ class Upstream:
 
             def setup(self) -> None:
                 super().setup()
-                # The headers and the body go out in two writes; without TCP_NODELAY the
-                # second one waits for the client's delayed ACK (about 40 ms on Linux).
+                # The headers and the body go out in two writes. Without TCP_NODELAY the
+                # second one waits for the client's delayed ACK, about 40 ms on Linux.
                 self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def do_GET(self) -> None:

@@ -6,7 +6,7 @@ Steps, each bounded by a request count and a time limit:
 2. start `python -m spinlocal up` on a free 127.0.0.1 port with an empty compile cache
    (first start: compiles the component), stop it, and start it again on the same state
    folder (cached start: loads the compiled component); both times are measured from
-   process start until the health endpoint answers;
+   process start until the health endpoint responds;
 3. on the cached server, with its default worker count and a fresh component instance
    per request: latency of `GET /` from one sequential keep-alive client, then
    throughput from --clients concurrent keep-alive clients;
@@ -180,7 +180,7 @@ def main() -> int:
         cache_dir = benchlib.BENCH_COMPILE_CACHE if args.skip_cold_start else Path(temp) / "cache"
         benchlib.prepare_state_dir(state_dir, cache_dir)
 
-        report.append("start-up, process start until /.well-known/spin/health answers:")
+        report.append("start-up, process start until /.well-known/spin/health responds:")
         if not args.skip_cold_start:
             with benchlib.serve(benchlib.HELLO_MANIFEST, state_dir) as cold:
                 report.append(

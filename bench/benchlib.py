@@ -46,7 +46,7 @@ MAX_REPORTED_ERRORS = 5
 
 
 class BenchError(Exception):
-    """A benchmark cannot run; the message says what failed and what to do."""
+    """A benchmark cannot run. The message names what failed and what to do next."""
 
 
 # --- machine and software facts ---------------------------------------------------------
@@ -81,7 +81,7 @@ def package_version(name: str) -> str:
 
 
 def machine_report() -> str:
-    """Return the lines that say where, when and how the figures below were measured."""
+    """Return the date, command line, machine, software versions and load average."""
     load1, load5, _ = os.getloadavg()
     command = shlex.join([Path(sys.executable).name, *sys.argv])
     lines = [
