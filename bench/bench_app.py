@@ -158,8 +158,14 @@ def create_postgres_database() -> Backend:
     from psycopg import sql
 
     name = f"codethings_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True, connect_timeout=10) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True, connect_timeout=10) as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.OperationalError as error:
+        raise benchlib.BenchError(
+            f"creating a database on {PG_SERVER} failed ({error}). Start PostgreSQL "
+            "(`make bench` starts the local cluster) or run with --backend sqlite"
+        ) from error
     url = f"{PG_SERVER}/{name}"
     completed = subprocess.run(
         [str(benchlib.HOST_PYTHON), str(APPLY_SCHEMA), url],

@@ -172,7 +172,7 @@ class ProbeClient:
 
     def __init__(self, runner: Any) -> None:
         self.runner = runner
-        self.errors: list[str] = []
+        self.failures = benchlib.LoadResult()  # only its error count and examples are used
 
     def call(self, path: str) -> tuple[float, dict[str, Any]]:
         """Return the request time in ms and the probe's JSON report."""
@@ -186,12 +186,13 @@ class ProbeClient:
         if 200 <= response.status < 300:
             report = json.loads(response.body)
         if not 200 <= response.status < 300 or "error" in report:
-            if len(self.errors) < benchlib.MAX_REPORTED_ERRORS:
-                self.errors.append(f"GET {path}: status {response.status}: {response.body[:200]!r}")
+            self.failures.add_error(
+                f"GET {path}: status {response.status}: {response.body[:200]!r}"
+            )
             return elapsed_ms, {}
         upstream_statuses = report.get("statuses", [report.get("status", 200)])
         if any(not 200 <= status < 300 for status in upstream_statuses):
-            self.errors.append(f"GET {path}: upstream statuses {upstream_statuses}")
+            self.failures.add_error(f"GET {path}: upstream statuses {upstream_statuses}")
             return elapsed_ms, {}
         return elapsed_ms, report
 
@@ -214,11 +215,14 @@ def main() -> int:
     from spinlocal.app import AppOptions, make_host_services, make_runners
     from spinlocal.manifest import load_manifest
     from spinlocal.runtime_config import RuntimeConfig
-    from tests.support.components import build_component
+    from tests.support.components import ComponentBuildError, build_component
 
     args = parse_args()
     print(benchlib.machine_report(), flush=True)
-    wasm = build_component(PROBE_DIR)
+    try:
+        wasm = build_component(PROBE_DIR)
+    except ComponentBuildError as error:
+        raise benchlib.BenchError(str(error)) from error
 
     upstream = Upstream()
     with upstream.running(), benchlib.temporary_dir("bench-outbound-") as temp:
@@ -277,10 +281,9 @@ def main() -> int:
     print("\n".join(lines + profile_lines))
     print(benchlib.load_note())
 
-    if probe.errors:
-        print(f"ERROR: {len(probe.errors)} request(s) failed, for example:")
-        for error in probe.errors:
-            print(f"  {error}")
+    failure_lines = benchlib.error_lines("outbound probe", probe.failures)
+    if failure_lines:
+        print("\n".join(failure_lines))
         return benchlib.EXIT_ERRORS
 
     limit_ms = OVERLAP_TARGET_FACTOR * args.delay_ms

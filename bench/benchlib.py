@@ -172,6 +172,13 @@ class LoadResult:
         if len(self.error_examples) < MAX_REPORTED_ERRORS:
             self.error_examples.append(description)
 
+    def merge_errors(self, other: LoadResult) -> None:
+        """Add the failures of `other` (for example warm-up requests) but not its latencies."""
+        for example in other.error_examples:
+            if len(self.error_examples) < MAX_REPORTED_ERRORS:
+                self.error_examples.append(example)
+        self.errors += other.errors
+
     def merge(self, other: LoadResult) -> None:
         self.latencies_ms.extend(other.latencies_ms)
         for example in other.error_examples:
@@ -229,7 +236,7 @@ def _timed_request(client: KeepAliveClient, spec: RequestSpec, result: LoadResul
     if 200 <= status < 300:
         result.latencies_ms.append(elapsed_ms)
     else:
-        snippet = body[:200].decode("utf-8", "replace")
+        snippet = body[:200].decode("utf-8", "replace").strip()
         result.add_error(f"{spec.method} {spec.path}: status {status}: {snippet}")
 
 
@@ -243,9 +250,10 @@ def run_sequential(
     """
     client = KeepAliveClient(port)
     result = LoadResult()
+    warmup_result = LoadResult()
     try:
         for _ in range(warmup):
-            _timed_request(client, spec, LoadResult())
+            _timed_request(client, spec, warmup_result)
         started = time.perf_counter()
         deadline = started + duration_limit
         for _ in range(requests):
@@ -256,6 +264,7 @@ def run_sequential(
         result.elapsed_s = time.perf_counter() - started
     finally:
         client.close()
+    result.merge_errors(warmup_result)
     return result
 
 
@@ -273,10 +282,11 @@ def run_interleaved(
     """
     client = KeepAliveClient(port)
     results = {name: LoadResult() for name in specs}
+    warmup_results = {name: LoadResult() for name in specs}
     try:
         for _ in range(warmup):
-            for spec in specs.values():
-                _timed_request(client, spec, LoadResult())
+            for name, spec in specs.items():
+                _timed_request(client, spec, warmup_results[name])
         started = time.perf_counter()
         deadline = started + duration_limit
         for _ in range(requests):
@@ -289,8 +299,9 @@ def run_interleaved(
         elapsed = time.perf_counter() - started
     finally:
         client.close()
-    for result in results.values():
+    for name, result in results.items():
         result.elapsed_s = elapsed
+        result.merge_errors(warmup_results[name])
     return results
 
 
@@ -306,6 +317,7 @@ def run_concurrent(
     remaining = [requests]
     lock = threading.Lock()
     results = [LoadResult() for _ in range(clients)]
+    opening_results = [LoadResult() for _ in range(clients)]
     deadline = time.perf_counter() + duration_limit
     stopped_by_time = threading.Event()
 
@@ -316,10 +328,10 @@ def run_concurrent(
             remaining[0] -= 1
             return True
 
-    def work(result: LoadResult) -> None:
+    def work(result: LoadResult, opening_result: LoadResult) -> None:
         client = KeepAliveClient(port)
         try:
-            _timed_request(client, spec, LoadResult())  # open the connection untimed
+            _timed_request(client, spec, opening_result)  # opens the connection, untimed
             while take_one():
                 if time.perf_counter() > deadline:
                     stopped_by_time.set()
@@ -329,8 +341,8 @@ def run_concurrent(
             client.close()
 
     threads = [
-        threading.Thread(target=work, args=(result,), name=f"bench-client-{index}")
-        for index, result in enumerate(results)
+        threading.Thread(target=work, args=pair, name=f"bench-client-{index}")
+        for index, pair in enumerate(zip(results, opening_results, strict=True))
     ]
     started = time.perf_counter()
     for thread in threads:
@@ -338,8 +350,9 @@ def run_concurrent(
     for thread in threads:
         thread.join()
     total = LoadResult(elapsed_s=time.perf_counter() - started)
-    for result in results:
+    for result, opening_result in zip(results, opening_results, strict=True):
         total.merge(result)
+        total.merge_errors(opening_result)
     total.stopped_by_time = stopped_by_time.is_set()
     return total
 
