@@ -7,8 +7,8 @@ Steps, each bounded by a request count and a time limit:
    (first start: compiles the component), stop it, and start it again on the same state
    folder (cached start: loads the compiled component); both times are measured from
    process start until the health endpoint responds;
-3. on the cached server, with its default worker count and a fresh component instance
-   per request: latency of `GET /` from one sequential keep-alive client, then
+3. on the cached server, with its default worker count (or the options given with
+   --spinlocal-arg) and a fresh component instance per request: latency of `GET /` from one sequential keep-alive client, then
    throughput from --clients concurrent keep-alive clients;
 4. body throughput: 1 MB and 9 MB request bodies (POST /upload), response bodies
    (GET /download?size=N) and both (POST /echo);
@@ -25,6 +25,7 @@ failed (any non-2xx status counts) or the server did not start, 2 for invalid op
 from __future__ import annotations
 
 import argparse
+import shlex
 import statistics
 import sys
 import time
@@ -74,6 +75,14 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="reuse the shared compile cache in build/bench-compile-cache instead of "
         "measuring a first start with an empty one",
+    )
+    parser.add_argument(
+        "--spinlocal-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="pass ARG on to `spinlocal up` (repeatable), for example "
+        "--spinlocal-arg=--workers=1 or --spinlocal-arg=--log-level=warning",
     )
     args = parser.parse_args()
     for name in ("requests", "clients", "body_requests"):
@@ -165,6 +174,11 @@ def measure_in_process(state_dir: Path, requests: int, duration_limit: float) ->
     ]
 
 
+def describe_seconds(seconds: float | None) -> str:
+    # `spinlocal up` logs the step at level info, so other log levels leave it out.
+    return "not logged" if seconds is None else f"{seconds:.2f} s"
+
+
 def main() -> int:
     args = parse_args()
     print(benchlib.machine_report(), flush=True)
@@ -180,17 +194,18 @@ def main() -> int:
         cache_dir = benchlib.BENCH_COMPILE_CACHE if args.skip_cold_start else Path(temp) / "cache"
         benchlib.prepare_state_dir(state_dir, cache_dir)
 
+        server_options = shlex.join(args.spinlocal_arg) or "with default options (2 workers)"
         report.append("start-up, process start until /.well-known/spin/health responds:")
         if not args.skip_cold_start:
-            with benchlib.serve(benchlib.HELLO_MANIFEST, state_dir) as cold:
+            with benchlib.serve(benchlib.HELLO_MANIFEST, state_dir, args.spinlocal_arg) as cold:
                 report.append(
                     f"  first start, compiles the component  {cold.ready_after_s:6.2f} s "
-                    f"(compile step {cold.compile_seconds() or float('nan'):.2f} s)"
+                    f"(compile step {describe_seconds(cold.compile_seconds())})"
                 )
-        with benchlib.serve(benchlib.HELLO_MANIFEST, state_dir) as server:
+        with benchlib.serve(benchlib.HELLO_MANIFEST, state_dir, args.spinlocal_arg) as server:
             report.append(
                 f"  start with a cached compile          {server.ready_after_s:6.2f} s "
-                f"(cache load step {server.compile_seconds() or float('nan'):.2f} s)"
+                f"(cache load step {describe_seconds(server.compile_seconds())})"
             )
             print("\n".join(report), flush=True)
             report.clear()
@@ -200,7 +215,7 @@ def main() -> int:
             )
             errors += benchlib.error_lines("sequential GET /", latency)
             report.append(
-                "HTTP, GET / through spinlocal up (default workers, fresh instance per request):"
+                f"HTTP, GET / through spinlocal up {server_options}, fresh instance per request:"
             )
             report.append(f"  sequential, 1 keep-alive client    {latency.summary.describe()}")
             report.append(f"    {latency.requests_per_second:7.1f} requests/s")
