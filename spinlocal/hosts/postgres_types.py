@@ -254,31 +254,39 @@ def row_set(
         data_type = codec.data_type if codec is not None else other_type(oid)
         columns.append(_record(name=name, data_type=data_type))
 
+    # This loop runs once per value (4,000 times for 500 rows of 8 columns), so it reads
+    # each codec's parts once and decodes inline instead of through a helper call.
+    plan = [
+        (index, None, None) if codec is None else (index, codec.case, codec.decode)
+        for index, codec in enumerate(column_codecs)
+    ]
     get_value = result.get_value
     rows = []
     for row_index in range(result.ntuples):
         row = []
-        for index, codec in enumerate(column_codecs):
+        append = row.append
+        for index, case, decode in plan:
             raw = get_value(row_index, index)
             if raw is None:
-                row.append(_DB_NULL)
-            elif codec is None:
-                row.append(unsupported(raw))
+                append(_DB_NULL)
+            elif decode is None:
+                append(unsupported(raw))
             else:
-                row.append(Variant(codec.case, _decode(codec, raw, index)))
+                try:
+                    value = decode(raw)
+                except PostgresError:
+                    raise
+                except (ValueConversionError, ValueError, struct.error) as error:
+                    raise _conversion_error(index, error) from error
+                append(Variant(case, value))
         rows.append(row)
     return _record(columns=columns, rows=rows)
 
 
-def _decode(codec: ColumnCodec, raw: bytes, index: int) -> Any:
-    try:
-        return codec.decode(raw)
-    except PostgresError:
-        raise
-    except (ValueConversionError, ValueError, struct.error) as error:
-        raise PostgresError(
-            "query-failed", f"cannot convert the value of column {index + 1}: {error}"
-        ) from error
+def _conversion_error(index: int, error: Exception) -> PostgresError:
+    return PostgresError(
+        "query-failed", f"cannot convert the value of column {index + 1}: {error}"
+    )
 
 
 _record = make_record
