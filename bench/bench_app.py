@@ -22,7 +22,8 @@ Per backend:
 Targets: the p50 of each app endpoint is at most twice hello world's, and no JWKS fetch
 happens while warm. When a latency target is missed (or with --profile), the script
 serves the same requests in this process and reports where a request's time goes:
-host calls by interface, the time between them (guest code), and the longest gaps.
+host calls by interface, and the phases of a request in order with the time between
+host calls (guest code).
 
 Exit codes: 0 when every request succeeded and the targets were met, 1 when a request
 failed (any non-2xx status counts) or a server did not start, 2 for invalid options,
@@ -43,8 +44,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import benchlib
+from bench import app_profile, benchlib
 from bench.benchlib import LoadResult, RequestSpec
+from local_idp import LocalIdentityProvider
 
 MANIFEST = benchlib.REPO_ROOT / "spin.toml"
 SQLITE_SCHEMA = benchlib.REPO_ROOT / "db" / "sqlite.sql"
@@ -196,10 +198,7 @@ def drop_postgres_database(backend: Backend) -> None:
         )
 
 
-def idp_variables(idp: object) -> dict[str, str]:
-    from local_idp import LocalIdentityProvider
-
-    assert isinstance(idp, LocalIdentityProvider)
+def idp_variables(idp: LocalIdentityProvider) -> dict[str, str]:
     return {
         "auth_domain": f"127.0.0.1:{idp.port}",
         "auth_audience": idp.audience,
@@ -276,11 +275,12 @@ def endpoint_specs(token: str) -> dict[str, RequestSpec]:
 
 
 def measure_backend(
-    backend: Backend, manifest: Path, idp: object, temp: Path, args: argparse.Namespace
+    backend: Backend,
+    manifest: Path,
+    idp: LocalIdentityProvider,
+    temp: Path,
+    args: argparse.Namespace,
 ) -> tuple[BackendResult, Path, dict[str, str]]:
-    from local_idp import LocalIdentityProvider
-
-    assert isinstance(idp, LocalIdentityProvider)
     state_dir = benchlib.prepare_state_dir(temp / f"state-{backend.name}")
     variables = {**idp_variables(idp), **backend.variables}
     extra_args = list(backend.extra_args)
@@ -362,9 +362,6 @@ def missed_targets(result: BackendResult) -> list[str]:
 
 
 def main() -> int:
-    from bench import app_profile
-    from local_idp import LocalIdentityProvider
-
     args = parse_args()
     print(benchlib.machine_report(), flush=True)
     check_app_built()

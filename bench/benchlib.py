@@ -80,6 +80,30 @@ def package_version(name: str) -> str:
         return "not installed"
 
 
+def code_version() -> str:
+    """Return the checked-out commit and how many tracked files differ from it."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    if changed:
+        return f"commit {commit} with uncommitted changes in {len(changed)} tracked file(s)"
+    return f"commit {commit}"
+
+
 def machine_report() -> str:
     """Return the date, command line, machine, software versions and load average."""
     load1, load5, _ = os.getloadavg()
@@ -93,6 +117,7 @@ def machine_report() -> str:
             f"gunicorn {package_version('gunicorn')}"
         ),
         f"load:      {load1:.2f} (1 min), {load5:.2f} (5 min) at the start",
+        f"code:      {code_version()}",
     ]
     return "\n".join(lines)
 
