@@ -6,10 +6,10 @@ token that
   rejected before a key is looked up) and has a `kid` found in the issuer's JWKS,
 - has a valid RSASSA-PKCS1-v1_5/SHA-256 signature under that key,
 - has `iss` equal to the configured issuer and the configured audience in `aud`,
-- has numeric `exp` and `iat`, and `nbf` if present, that hold at the current time
+- has finite numeric `exp` and `iat`, and `nbf` if present, that hold at the current time
   with `CLOCK_SKEW_SECS` of leeway, and at most `auth_max_validity_secs` between
   `iat` and `exp` when that setting is present,
-- has a non-empty string `sub`.
+- has a non-empty string `sub` without NUL or unpaired surrogates.
 
 Failures raise `ProblemError` 401 with a `WWW-Authenticate` challenge (RFC 6750),
 or 503 with `Retry-After` when the JWKS cannot be obtained. Details name the failed
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -184,6 +185,13 @@ def _check_claims(claims: Mapping[str, object], settings: Settings, now: float) 
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject.strip():
         raise _invalid_token("The token has no 'sub' claim with a non-empty string.")
+    # The subject is stored as the profile id. PostgreSQL text cannot store NUL, and a
+    # string with an unpaired surrogate traps the component when it is passed to the host.
+    if "\x00" in subject or not _is_utf8_encodable(subject):
+        raise _invalid_token(
+            "The token's 'sub' claim contains NUL or an unpaired surrogate, "
+            "so it cannot be stored."
+        )
 
 
 def _time_claim(claims: Mapping[str, object], name: str, *, required: bool) -> float | None:
@@ -194,7 +202,23 @@ def _time_claim(claims: Mapping[str, object], name: str, *, required: bool) -> f
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _invalid_token(f"The token's '{name}' claim is not a number of seconds.")
-    return float(value)
+    # An integer beyond float range raises OverflowError, and NaN or infinity would
+    # make every time comparison pass.
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds):
+        raise _invalid_token(f"The token's '{name}' claim is not a finite number of seconds.")
+    return seconds
+
+
+def _is_utf8_encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _shown(value: object) -> str:

@@ -48,6 +48,16 @@ def test_tampered_token_401(app: AppUnderTest, alice: User) -> None:
     assert app.client.request("GET", "/api/post", token=token).status == 401
 
 
+@pytest.mark.parametrize("sub", ["e2e|nul\x00", "e2e|surrogate\ud800"], ids=["nul", "surrogate"])
+def test_unstorable_sub_401(app: AppUnderTest, sub: str) -> None:
+    token = app.idp.mint(sub)
+    reply = app.client.request(
+        "POST", "/api/profile", token=token, json_body={"handle": unique_handle()}
+    )
+    assert reply.status == 401
+    assert reply.content_type == "application/problem+json"
+
+
 @pytest.mark.parametrize("path", ["/api/profile/me/extra", "/api/post/a/b", "/api/post//"])
 def test_unknown_path_under_route_404(alice: User, path: str) -> None:
     reply = alice.get(path)

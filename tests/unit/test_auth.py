@@ -211,6 +211,20 @@ def test_missing_or_invalid_sub_rejected(key: SigningKey, sub: object):
     assert "'sub'" in error.detail
 
 
+@pytest.mark.parametrize("sub", ["ali\x00ce", "ali\ud800ce"])
+def test_unstorable_sub_rejected(key: SigningKey, sub: str):
+    # PostgreSQL rejects NUL, and a string with an unpaired surrogate cannot be encoded
+    # as UTF-8 to pass it to the host.
+    error = rejection(key.sign(claims(sub=sub)), key)
+    assert "'sub'" in error.detail
+
+
+@pytest.mark.parametrize("exp", [10**400, float("nan"), float("inf")], ids=["huge", "nan", "inf"])
+def test_out_of_range_exp_rejected(key: SigningKey, exp: float):
+    error = rejection(key.sign(claims(exp=exp)), key)
+    assert "'exp'" in error.detail
+
+
 def test_missing_kid_rejected(key: SigningKey):
     token = key.sign(claims())
     header = {"alg": "RS256"}
