@@ -167,6 +167,11 @@ def read_json_object(request: Request) -> dict[str, object]:
         ) from error
     except RecursionError as error:
         raise ProblemError(400, "Invalid JSON", "The request body is nested too deeply.") from error
+    except ValueError as error:
+        # int() rejects numbers of more than 4,300 digits (sys.get_int_max_str_digits).
+        raise ProblemError(
+            400, "Invalid JSON", "The request body has an integer with too many digits."
+        ) from error
 
     if not isinstance(value, dict):
         raise ProblemError(

@@ -121,6 +121,15 @@ def test_invalid_json_400(alice: User, body: bytes) -> None:
     assert reply.content_type == "application/problem+json"
 
 
+def test_huge_integer_400(alice: User) -> None:
+    body = b'{"handle": "x", "avatar": 1' + b"0" * 5000 + b"}"
+    reply = alice.client.request(
+        "POST", "/api/profile", token=alice.token, body=body, content_type="application/json"
+    )
+    assert reply.status == 400
+    assert reply.content_type == "application/problem+json"
+
+
 def test_json_charset_accepted(alice: User) -> None:
     reply = alice.client.request(
         "POST",

@@ -173,6 +173,16 @@ def test_json_body_invalid_400(body: bytes) -> None:
     assert caught.value.status == 400
 
 
+def test_json_body_huge_integer_400() -> None:
+    # CPython's int() rejects more than 4,300 digits with a ValueError that is not a
+    # JSONDecodeError.
+    body = b'{"a": 1' + b"0" * 5000 + b"}"
+    req = request("POST", "/x", body, content_type="application/json")
+    with pytest.raises(ProblemError) as caught:
+        read_json_object(req)
+    assert caught.value.status == 400
+
+
 def test_json_body_at_limit_accepted() -> None:
     padding = MAX_BODY_BYTES - len(b'{"a":""}')
     body = b'{"a":"' + b"x" * padding + b'"}'
