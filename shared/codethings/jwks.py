@@ -129,7 +129,7 @@ def parse_jwks(body: bytes) -> dict[str, Any]:
     """
     try:
         document = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise InvalidJwksError(f"JWKS is not valid JSON: {error}") from error
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise InvalidJwksError("JWKS is not a JSON object with a 'keys' list")

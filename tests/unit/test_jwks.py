@@ -308,6 +308,12 @@ def test_parse_jwks_rejects_invalid(body: bytes):
         parse_jwks(body)
 
 
+def test_parse_jwks_deep_nesting_rejected():
+    body = b'{"keys": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    with pytest.raises(InvalidJwksError):
+        parse_jwks(body)
+
+
 def test_oversized_jwks_rejected():
     store, fetch = MemoryKeyValue(), FakeFetch(default=(200, b" " * 1_000_001))
     with pytest.raises(JwksUnavailableError):
