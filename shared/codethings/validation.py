@@ -237,6 +237,8 @@ def _check_https_url(url: str) -> str | None:
         return "must not contain whitespace or control characters"
     try:
         parts = urlsplit(url)
+        # urlsplit checks the port only when it is read.
+        parts.port  # noqa: B018
     except ValueError as error:
         return f"is not a valid URL ({error})"
     if parts.scheme != "https" or not parts.hostname:

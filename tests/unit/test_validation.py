@@ -87,6 +87,8 @@ def test_profile_avatar_valid(avatar: str | None) -> None:
         "https://e.com/a b.png",
         "https://e.com/\x00",
         "https://e.com/\ud800",
+        "https://e.com:99999/a.png",
+        "https://e.com:port/a.png",
         42,
         {"url": "https://e.com"},
     ],
