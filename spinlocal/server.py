@@ -26,6 +26,10 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 from gunicorn.arbiter import Arbiter  # type: ignore[import-untyped]
+from gunicorn.http.errors import (  # type: ignore[import-untyped]
+    ChunkMissingTerminator,
+    InvalidChunkSize,
+)
 
 from spinlocal.app import LocalApp, payload_too_large
 from spinlocal.engine import HttpRequest, HttpResponse
@@ -63,7 +67,31 @@ class WsgiFrontEnd:
         target = _request_target(environ)
         path = target.partition("?")[0]
 
-        body = _read_body(environ, self.max_body_bytes)
+        component_id: str | None = None
+        try:
+            body = _read_body(environ, self.max_body_bytes)
+        except (InvalidChunkSize, ChunkMissingTerminator) as error:
+            log.warning("%s %s: invalid chunked request body: %r", method, path, error)
+            _stop_reading(environ)
+            response = HttpResponse(
+                400,
+                [("content-type", b"text/plain; charset=utf-8")],
+                b"invalid chunked request body\n",
+            )
+        else:
+            response, component_id = self._respond(environ, method, target, body)
+
+        start_response(_status_line(response.status), _response_headers(response))
+        duration_ms = (time.perf_counter() - started) * 1000
+        # Paths only: query strings can carry tokens, and headers are never logged.
+        access_log.info(
+            "%s %s %s %d %.1fms", method, path, component_id or "-", response.status, duration_ms
+        )
+        return [response.body]
+
+    def _respond(
+        self, environ: dict[str, Any], method: str, target: str, body: bytes | None
+    ) -> tuple[HttpResponse, str | None]:
         component_id: str | None = None
         if body is None:
             # The component is never called. NOTE: gunicorn still reads and discards the
@@ -81,14 +109,22 @@ class WsgiFrontEnd:
             client_addr = _client_addr(environ)
             outcome = self.app.handle(request, client_addr)
             response, component_id = outcome.response, outcome.component_id
+        return response, component_id
 
-        start_response(_status_line(response.status), _response_headers(response))
-        duration_ms = (time.perf_counter() - started) * 1000
-        # Paths only: query strings can carry tokens, and headers are never logged.
-        access_log.info(
-            "%s %s %s %d %.1fms", method, path, component_id or "-", response.status, duration_ms
-        )
-        return [response.body]
+
+def _stop_reading(environ: dict[str, Any]) -> None:
+    """Shut down the read side of the connection, so gunicorn does not parse the rest.
+
+    Without it, gunicorn would try to skip the broken body before the next request on
+    this connection and log the same parse error with a traceback.
+    """
+    sock = environ.get("gunicorn.socket")
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RD)
+    except OSError:
+        pass
 
 
 def _client_addr(environ: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -232,6 +233,20 @@ def test_chunked_body_over_limit_413(app: tuple[str, Path]) -> None:
     response = connection.getresponse()
     assert response.status == 413
     connection.close()
+
+
+def test_invalid_chunk_size_400(app: tuple[str, Path]) -> None:
+    base_url, log_path = app
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(
+            b"POST /headers/upload HTTP/1.1\r\nHost: test\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\nzz\r\n"
+        )
+        reply = sock.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 400 ")
+    time.sleep(0.2)
+    assert "Socket error processing request" not in read_log(log_path)
 
 
 def test_over_limit_skips_component(app: tuple[str, Path]) -> None:
