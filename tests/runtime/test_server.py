@@ -270,6 +270,25 @@ def test_component_variable(app: tuple[str, Path]) -> None:
     assert get(app[0] + "/headers/var?name=greeting") == (200, b"hello!")
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="each gthread worker has one thread that blocks on an unfinished request "
+    "header with no timeout, and keeps accepting connections it cannot serve",
+)
+def test_stalled_client_blocks_nobody(app: tuple[str, Path]) -> None:
+    host, port = app[0].removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as stalled:
+        stalled.sendall(b"GET /users/1 HTTP/1.1\r\nHost: test\r\n")
+        time.sleep(0.5)
+        for _ in range(4):
+            connection = http.client.HTTPConnection(host, int(port), timeout=5)
+            try:
+                connection.request("GET", "/.well-known/spin/health")
+                assert connection.getresponse().status == 200
+            finally:
+                connection.close()
+
+
 def test_keep_alive(app: tuple[str, Path]) -> None:
     host, port = app[0].removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=30)
