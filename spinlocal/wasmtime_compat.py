@@ -409,7 +409,7 @@ class _Arena:
     `alloc` hands out 8-byte aligned blocks, zero-filled.
     """
 
-    __slots__ = ("_views", "buffer", "base", "used", "capacity")
+    __slots__ = ("_views", "base", "buffer", "capacity", "used")
 
     def __init__(self) -> None:
         self._views: list[Any] = []
@@ -439,7 +439,7 @@ class _Arena:
 class _StaticName:
     """A name that lives as long as its encoder, so values can point at it."""
 
-    __slots__ = ("buffer", "size", "address")
+    __slots__ = ("address", "buffer", "size")
 
     def __init__(self, name: str) -> None:
         data = name.encode("utf-8")
@@ -597,9 +597,7 @@ def _variant_list_encoder(cases: dict[str, tuple[int, int, Encoder | None]]) -> 
                 _PACK_VARIANT(items, start, _VARIANT_KIND, name_size, name_address, 0)
             else:
                 encode_payload(arena, items, payload_start, item.payload)
-                _PACK_VARIANT(
-                    items, start, _VARIANT_KIND, name_size, name_address, payload_address
-                )
+                _PACK_VARIANT(items, start, _VARIANT_KIND, name_size, name_address, payload_address)
             start += _VAL_SIZE
             payload_start += _VAL_SIZE
             payload_address += _VAL_SIZE
@@ -811,21 +809,24 @@ def lower_plain(encode: Encoder, value: Any, ptr: Any) -> None:
 
 def _check_value_layout() -> None:
     """Raise unless `wasmtime_component_val_t` has the layout the encoders write."""
-    union = ffi.wasmtime_component_valunion_t
+
+    def field(structure: Any, name: str) -> Any:
+        return getattr(structure, name)
+
     expected = {
         "value size": (_VAL_SIZE, 32),
         "union offset": (_VAL_PAYLOAD_OFFSET, 8),
         "record entry size": (_ENTRY_SIZE, 48),
         "record entry value offset": (_ENTRY_VALUE_OFFSET, 16),
         "name size": (_NAME_SIZE, 16),
-        "name data offset": (ffi.wasm_name_t.data.offset, 8),
-        "list data offset": (ffi.wasmtime_component_vallist_t.data.offset, 8),
-        "record data offset": (ffi.wasmtime_component_valrecord_t.data.offset, 8),
-        "tuple data offset": (ffi.wasmtime_component_valtuple_t.data.offset, 8),
-        "flags data offset": (ffi.wasmtime_component_valflags_t.data.offset, 8),
-        "variant payload offset": (ffi.wasmtime_component_valvariant_t.val.offset, 16),
-        "result payload offset": (ffi.wasmtime_component_valresult_t.val.offset, 8),
-        "option size": (union.option.size, 8),
+        "name data offset": (field(ffi.wasm_name_t, "data").offset, 8),
+        "list data offset": (field(ffi.wasmtime_component_vallist_t, "data").offset, 8),
+        "record data offset": (field(ffi.wasmtime_component_valrecord_t, "data").offset, 8),
+        "tuple data offset": (field(ffi.wasmtime_component_valtuple_t, "data").offset, 8),
+        "flags data offset": (field(ffi.wasmtime_component_valflags_t, "data").offset, 8),
+        "variant payload offset": (field(ffi.wasmtime_component_valvariant_t, "val").offset, 16),
+        "result payload offset": (field(ffi.wasmtime_component_valresult_t, "val").offset, 8),
+        "option size": (field(ffi.wasmtime_component_valunion_t, "option").size, 8),
     }
     for what, (actual, wanted) in expected.items():
         if actual != wanted:

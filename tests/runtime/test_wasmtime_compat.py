@@ -394,24 +394,24 @@ def test_arena_tuples_enums_records() -> None:
     assert lower_with_arena(db_value, unbounded) == unbounded
     assert lower_with_arena(db_value, bounded) == bounded
 
-    interval = Record()
+    interval: Any = Record()
     interval.micros, interval.days, interval.months = 1, -2, 3
     lifted = lower_with_arena(db_value, Variant("interval", interval))
     assert lifted.tag == "interval"
     assert record_fields(lifted.payload) == {"micros": 1, "days": -2, "months": 3}
 
 
-def make_row_set(rows: list[list[Variant]], columns: list[Any]) -> Variant:
+def make_row_set(rows: list[list[Any]], columns: list[Any]) -> Variant:
     row_set = Record()
-    setattr(row_set, "columns", columns)
-    setattr(row_set, "rows", rows)
+    row_set.columns = columns  # type: ignore[attr-defined]
+    row_set.rows = rows  # type: ignore[attr-defined]
     return Variant("ok", row_set)
 
 
 def make_column(name: str, data_type: Variant) -> Record:
     column = Record()
-    setattr(column, "name", name)
-    setattr(column, "data-type", data_type)
+    column.name = name  # type: ignore[attr-defined]
+    setattr(column, "data-type", data_type)  # a WIT field name, not a Python identifier
     return column
 
 
@@ -463,7 +463,8 @@ def test_arena_matches_stock_lowering() -> None:
     value = make_row_set(rows, [make_column("c", Variant("int16"))])
 
     raw = ffi.wasmtime_component_val_t()
-    result_type.convert_to_c(None, value, ctypes.pointer(raw))
+    no_store: Any = None  # plain values never touch the store
+    result_type.convert_to_c(no_store, value, ctypes.pointer(raw))
     stock = result_type.convert_from_c(raw)
     arena = lower_with_arena(result_type, value)
 
@@ -492,7 +493,12 @@ def test_arena_f32_overflow_becomes_infinity() -> None:
 def test_arena_unsigned_parameter_cases() -> None:
     parameter = postgres_item("parameter-value", "fermyon:spin/postgres@2.0.0")
 
-    for case, value in [("uint8", 255), ("uint16", 65535), ("uint32", 2**32 - 1), ("uint64", 2**64 - 1)]:
+    for case, value in [
+        ("uint8", 255),
+        ("uint16", 65535),
+        ("uint32", 2**32 - 1),
+        ("uint64", 2**64 - 1),
+    ]:
         assert lower_with_arena(parameter, Variant(case, value)) == Variant(case, value)
 
 
@@ -530,7 +536,9 @@ def test_arena_rejects_bad_row_elements() -> None:
         )
     with pytest.raises(ValueError, match="'nope' does not exist"):
         wasmtime_compat.lower_plain(
-            encoder, make_row_set([[Variant("nope")]], []), ctypes.pointer(ffi.wasmtime_component_val_t())
+            encoder,
+            make_row_set([[Variant("nope")]], []),
+            ctypes.pointer(ffi.wasmtime_component_val_t()),
         )
     with pytest.raises(ValueError, match="'maybe' does not exist"):
         wasmtime_compat.lower_plain(
@@ -584,16 +592,22 @@ def test_arena_chunks_grow_for_large_values() -> None:
 def test_arena_is_faster_than_stock_for_rows() -> None:
     result_type = query_result_type()
     rows = [
-        [Variant("int32", i), Variant("str", f"row {i}"), Variant("db-null"), Variant("floating64", i / 7)]
+        [
+            Variant("int32", i),
+            Variant("str", f"row {i}"),
+            Variant("db-null"),
+            Variant("floating64", i / 7),
+        ]
         for i in range(500)
     ]
     value = make_row_set(rows, [])
     encoder = wasmtime_compat.plain_encoder(result_type)
     assert encoder is not None
 
+    no_store: Any = None  # plain values never touch the store
     started = time.process_time()
     raw = ffi.wasmtime_component_val_t()
-    result_type.convert_to_c(None, value, ctypes.pointer(raw))
+    result_type.convert_to_c(no_store, value, ctypes.pointer(raw))
     ffi.wasmtime_component_val_delete(ctypes.byref(raw))
     stock = time.process_time() - started
 
