@@ -22,11 +22,7 @@ def create_profile(ctx: Context, request: Request, params: Mapping[str, str]) ->
     profile_input = validation.parse_profile(body, ctx.sub)
 
     if profiles.get_by_id(ctx.db, ctx.sub) is not None:
-        raise ProblemError(
-            409,
-            "Conflict",
-            "You already have a profile. Change it with PUT /api/profile/me.",
-        )
+        raise _profile_exists()
     _ensure_handle_free(ctx, profile_input.handle)
 
     try:
@@ -35,9 +31,11 @@ def create_profile(ctx: Context, request: Request, params: Mapping[str, str]) ->
         )
     except DatabaseError as error:
         # A concurrent request took the id or the handle after the checks above.
-        if error.is_unique_violation:
-            raise _handle_taken(profile_input.handle) from error
-        raise
+        if not error.is_unique_violation:
+            raise
+        if profiles.get_by_id(ctx.db, ctx.sub) is not None:
+            raise _profile_exists() from error
+        raise _handle_taken(profile_input.handle) from error
     return web.json_response(201, profile.to_json(), {"Location": f"/api/profile/{profile.handle}"})
 
 
@@ -100,6 +98,14 @@ def _handle_taken(handle: str) -> ProblemError:
         "Conflict",
         f"The handle {handle!r} is taken (handles are compared ignoring case). Choose another.",
         errors=[{"field": "handle", "message": "is taken"}],
+    )
+
+
+def _profile_exists() -> ProblemError:
+    return ProblemError(
+        409,
+        "Conflict",
+        "You already have a profile. Change it with PUT /api/profile/me.",
     )
 
 

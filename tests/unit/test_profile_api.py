@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from codethings import profiles
+from codethings.db import Database
 
 from .conftest import load_component_module
 from .handler_support import Caller, ContextFactory, json_body
@@ -34,6 +38,20 @@ def test_create_body_is_profile(call: Caller) -> None:
 def test_create_twice_409(call: Caller) -> None:
     call(ALICE, "POST", "/api/profile", {"handle": "alice"})
     assert call(ALICE, "POST", "/api/profile", {"handle": "alice2"}).status == 409
+
+
+def test_create_race_same_caller_409(call: Caller, monkeypatch: pytest.MonkeyPatch) -> None:
+    insert = profiles.insert
+
+    def racing_insert(db: Database, profile_id: str, handle: str, *args: Any) -> Any:
+        # A concurrent request of the same caller inserts its profile first.
+        insert(db, profile_id, "alice_other", *args)
+        return insert(db, profile_id, handle, *args)
+
+    monkeypatch.setattr(profiles, "insert", racing_insert)
+    response = call(ALICE, "POST", "/api/profile", {"handle": "alice"})
+    assert response.status == 409
+    assert str(json_body(response)["detail"]).startswith("You already have a profile.")
 
 
 def test_create_taken_handle_ignoring_case_409(call: Caller) -> None:
