@@ -29,9 +29,11 @@ DEFAULT_PORT = 8765
 DEFAULT_AUDIENCE = "code-things"
 
 
-def issuer_for_port(port: int) -> str:
-    """Return the issuer URL the server uses when it listens on `port`."""
-    return f"http://127.0.0.1:{port}/"
+def issuer_for_port(port: int, host: str = "127.0.0.1") -> str:
+    """Return the issuer URL the server uses when it listens on `host` and `port`."""
+    if ":" in host:  # an IPv6 address is bracketed in a URL
+        host = f"[{host}]"
+    return f"http://{host}:{port}/"
 
 
 def _b64url_uint(value: int) -> str:

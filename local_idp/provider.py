@@ -6,6 +6,7 @@ import ipaddress
 import json
 import logging
 import secrets
+import socket
 import threading
 import time
 from http import HTTPStatus
@@ -40,9 +41,9 @@ def check_loopback(host: str) -> None:
 class LocalIdentityProvider:
     """Development identity provider whose keys live in `state_dir`.
 
-    `start()` serves the JWKS on 127.0.0.1 from a background thread; `port=0` picks a
-    free port. The issuer is `http://127.0.0.1:<port>/` and is stored in the state
-    directory, so `python -m local_idp token` mints tokens for the running server.
+    `start()` serves the JWKS on `host` (default 127.0.0.1) from a background thread;
+    `port=0` picks a free port. The issuer is `http://<host>:<port>/` and is stored in the
+    state directory, so `python -m local_idp token` mints tokens for the running server.
     """
 
     def __init__(
@@ -72,12 +73,13 @@ class LocalIdentityProvider:
     def start(self) -> Self:
         if self._server is not None:
             raise RuntimeError(f"the identity provider is already serving on port {self.port}")
-        server = ThreadingHTTPServer((self.host, self.requested_port), _handler_for(self))
+        server_class = _IPv6Server if ":" in self.host else ThreadingHTTPServer
+        server = server_class((self.host, self.requested_port), _handler_for(self))
         server.daemon_threads = True
         self._server = server
 
         state = self.store.load_or_create()
-        state.issuer = issuer_for_port(self.port)
+        state.issuer = issuer_for_port(self.port, self.host)
         if self._audience is not None:
             state.audience = self._audience
         self.store.save(state)
@@ -197,6 +199,10 @@ class LocalIdentityProvider:
     def _count_jwks_fetch(self) -> None:
         with self._lock:
             self._jwks_fetches += 1
+
+
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
 
 
 def _handler_for(provider: LocalIdentityProvider) -> type[BaseHTTPRequestHandler]:

@@ -142,6 +142,14 @@ def test_idp_rejects_non_loopback_host(tmp_path: Path):
         LocalIdentityProvider(tmp_path / "idp", host="0.0.0.0")
 
 
+@pytest.mark.parametrize("host", ["127.0.0.2", "::1"])
+def test_idp_serves_other_loopback_host(tmp_path: Path, host: str):
+    with LocalIdentityProvider(tmp_path / "idp", host=host) as provider:
+        status, jwks = get_json(provider.jwks_url)
+    assert status == 200
+    assert jwks["keys"][0]["kid"] == provider.current_kid
+
+
 def test_auth_against_idp_fetches_once(idp: LocalIdentityProvider):
     store = MemoryKeyValue()
     for _ in range(3):
