@@ -413,27 +413,34 @@ class _Arena:
 
     def __init__(self) -> None:
         self._views: list[Any] = []
-        self._add_chunk(_FIRST_CHUNK_BYTES)
-
-    def _add_chunk(self, capacity: int) -> None:
-        buffer = bytearray(capacity)
-        view = (ctypes.c_char * capacity).from_buffer(buffer)
-        self._views.append(view)
-        self.buffer = buffer
-        self.base: int = ctypes.addressof(view)
+        self.buffer, self.base = self._pinned_chunk(_FIRST_CHUNK_BYTES)
         self.used = 0
-        self.capacity = capacity
+        self.capacity = _FIRST_CHUNK_BYTES
+
+    def _pinned_chunk(self, size: int) -> tuple[bytearray, int]:
+        buffer = bytearray(size)
+        view = (ctypes.c_char * size).from_buffer(buffer)
+        self._views.append(view)
+        return buffer, ctypes.addressof(view)
 
     def alloc(self, size: int) -> tuple[bytearray, int, int]:
         """Return (buffer, offset, address) of a new block of `size` bytes."""
         start = self.used
         end = start + ((size + 7) & -8)
-        if end > self.capacity:
-            self._add_chunk(max(self.capacity * 4, size + 8))
-            start = 0
-            end = (size + 7) & -8
-        self.used = end
-        return self.buffer, start, self.base + start
+        if end <= self.capacity:
+            self.used = end
+            return self.buffer, start, self.base + start
+
+        if size > self.capacity:
+            # A block larger than the current chunk (a big string or byte list) gets a
+            # chunk of its own, so later small blocks do not inflate the chunk size.
+            buffer, base = self._pinned_chunk(size)
+            return buffer, 0, base
+
+        self.capacity *= 4
+        self.buffer, self.base = self._pinned_chunk(self.capacity)
+        self.used = (size + 7) & -8
+        return self.buffer, 0, self.base
 
 
 class _StaticName:

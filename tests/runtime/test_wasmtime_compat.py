@@ -589,6 +589,17 @@ def test_arena_chunks_grow_for_large_values() -> None:
     assert lower_with_arena(db_value, Variant("binary", data)) == Variant("binary", data)
 
 
+def test_arena_large_and_small_blocks_mixed() -> None:
+    rows = [
+        [Variant("binary", bytes([i]) * 50_000), Variant("int32", i), Variant("str", "é" * i)]
+        for i in range(40)
+    ]
+
+    lifted = lower_with_arena(query_result_type(), make_row_set(rows, []))
+
+    assert lifted.payload.rows == rows
+
+
 def test_arena_is_faster_than_stock_for_rows() -> None:
     result_type = query_result_type()
     rows = [
