@@ -558,7 +558,7 @@ def _list_encoder(value_type: Any) -> Encoder | None:
         return None
     variant_cases = getattr(encode_element, "variant_cases", None)
     if variant_cases is not None:
-        return _variant_list_encoder(variant_cases)
+        return _variant_list_encoder(variant_cases, encode_element)
 
     def encode(arena: _Arena, buffer: bytearray, offset: int, value: Any) -> None:
         if not isinstance(value, list):
@@ -576,10 +576,13 @@ def _list_encoder(value_type: Any) -> Encoder | None:
     return encode
 
 
-def _variant_list_encoder(cases: dict[str, tuple[int, int, Encoder | None]]) -> Encoder:
+def _variant_list_encoder(
+    cases: dict[str, tuple[int, int, Encoder | None]], encode_element: Encoder
+) -> Encoder:
     """Encode a list<variant> with the elements and all payload slots in one block.
 
     This is the shape of a database row, so it is the hot loop of large query results.
+    `cases` comes from the element encoder `encode_element`, which owns the case names.
     """
     expected = sorted(cases)
 
@@ -610,6 +613,7 @@ def _variant_list_encoder(cases: dict[str, tuple[int, int, Encoder | None]]) -> 
             payload_address += _VAL_SIZE
         _PACK_VECTOR(buffer, offset, _LIST_KIND, size, address)
 
+    encode.element_encoder = encode_element  # type: ignore[attr-defined]  # keeps the names alive
     return encode
 
 
