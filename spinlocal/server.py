@@ -127,6 +127,11 @@ def _stop_reading(environ: dict[str, Any]) -> None:
         pass
 
 
+def _authority(host: str, port: int) -> str:
+    """Return "host:port", with brackets around an IPv6 address as URLs and gunicorn need."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _client_addr(environ: dict[str, Any]) -> str:
     """Return "ip:port" like Rust's SocketAddr, with brackets around an IPv6 address."""
     address = environ.get("REMOTE_ADDR", "")
@@ -229,7 +234,7 @@ class Server(BaseApplication):  # type: ignore[misc, unused-ignore]
     def load_config(self) -> None:
         options = self.options
         settings: dict[str, Any] = {
-            "bind": [f"{options.host}:{options.port}"],
+            "bind": [_authority(options.host, options.port)],
             "workers": options.workers,
             "worker_class": "gthread",
             "threads": 1,
@@ -279,7 +284,7 @@ class Server(BaseApplication):  # type: ignore[misc, unused-ignore]
                 # Linux passes TCP_NODELAY on to every accepted connection.
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         host, port = arbiter.LISTENERS[0].sock.getsockname()[:2]
-        base_url = f"http://{host}:{port}"
+        base_url = f"http://{_authority(host, port)}"
         threading.Thread(
             target=self._wait_for_workers, args=(base_url,), name="readiness", daemon=True
         ).start()
@@ -303,7 +308,7 @@ class Server(BaseApplication):  # type: ignore[misc, unused-ignore]
         # Requests a component sends to the app itself go to this server's address.
         if self.local_app is not None and worker.sockets:
             host, port = worker.sockets[0].getsockname()[:2]
-            self.local_app.services.http_client.self_authority = f"{host}:{port}"
+            self.local_app.services.http_client.self_authority = _authority(host, port)
         os.write(self._ready_write, b"1")
 
     def _worker_exit(self, server: Any, worker: Any) -> None:

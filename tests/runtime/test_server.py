@@ -366,6 +366,35 @@ def test_graceful_stop(
     assert exit_code == 0
 
 
+def test_listen_ipv6_loopback(wasm: Path, state_dir: Path, tmp_path: Path) -> None:
+    manifest = write_app(tmp_path / "app", wasm)
+    with socket.socket(socket.AF_INET6) as probe:
+        probe.bind(("::1", 0))
+        port = probe.getsockname()[1]
+    log_path = tmp_path / "server.log"
+    with log_path.open("w+b") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "spinlocal", "up", "-f", str(manifest)]
+            + ["--listen", f"[::1]:{port}", "--workers", "1", "--state-dir", str(state_dir)],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **ENV},
+        )
+        try:
+            base_url = f"http://[::1]:{port}"
+            deadline = time.monotonic() + 120
+            while process.poll() is None and time.monotonic() < deadline:
+                if get_status(base_url + "/users/1") == 200:
+                    break
+                time.sleep(0.2)
+            status = get_status(base_url + "/users/1")
+        finally:
+            process.terminate()
+            process.wait(30)
+    assert status == 200
+    assert f"Serving {base_url}\n" in read_log(log_path)
+
+
 def get_status(url: str) -> int | None:
     try:
         return get(url)[0]
