@@ -1,7 +1,9 @@
 """The HTTP front end: gunicorn 23 worker processes, each serving one `LocalApp`.
 
-Workers are gthread workers with one thread, so each worker process serves one request
-at a time (the stores and the component runners are not thread safe) while keeping
+Workers are gthread workers with a few threads each, so a client that is slow to send its
+request headers or body occupies one thread and never the whole worker. The component
+runners and stores are not thread safe, so each worker serves one request at a time
+inside the runtime (`WsgiFrontEnd` holds a lock around `LocalApp.handle`) while keeping
 HTTP/1.1 connections alive. Each worker builds its own engine and `LocalApp` after the
 fork. The caller warms the compile cache before starting the server, so workers only
 load compiled components.
@@ -49,6 +51,7 @@ class ServerOptions:
     host: str = "127.0.0.1"
     port: int = 3000
     workers: int = 2
+    threads: int = 4  # connections a worker reads at once; requests still run one at a time
     max_body_bytes: int = 10 * 1024 * 1024
     graceful_timeout: int = 30  # seconds a worker may take to finish requests at shutdown
     keepalive: int = 5  # seconds an idle keep-alive connection stays open
@@ -60,6 +63,8 @@ class WsgiFrontEnd:
     def __init__(self, app: LocalApp, max_body_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Reading requests happens on several threads; running them never does.
+        self._runtime_lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -107,7 +112,8 @@ class WsgiFrontEnd:
                 authority=environ.get("HTTP_HOST", ""),
             )
             client_addr = _client_addr(environ)
-            outcome = self.app.handle(request, client_addr)
+            with self._runtime_lock:
+                outcome = self.app.handle(request, client_addr)
             response, component_id = outcome.response, outcome.component_id
         return response, component_id
 
@@ -237,7 +243,7 @@ class Server(BaseApplication):  # type: ignore[misc, unused-ignore]
             "bind": [_authority(options.host, options.port)],
             "workers": options.workers,
             "worker_class": "gthread",
-            "threads": 1,
+            "threads": options.threads,
             "keepalive": options.keepalive,
             "graceful_timeout": options.graceful_timeout,
             "timeout": 120,

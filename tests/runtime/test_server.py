@@ -270,11 +270,6 @@ def test_component_variable(app: tuple[str, Path]) -> None:
     assert get(app[0] + "/headers/var?name=greeting") == (200, b"hello!")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="each gthread worker has one thread that blocks on an unfinished request "
-    "header with no timeout, and keeps accepting connections it cannot serve",
-)
 def test_stalled_client_blocks_nobody(app: tuple[str, Path]) -> None:
     host, port = app[0].removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as stalled:
