@@ -9,7 +9,6 @@ compares with docs/openapi.yaml.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Mapping
 
@@ -104,21 +103,6 @@ ROUTES: tuple[Route, ...] = (
 
 if sys.platform == "wasi":
     # The Spin entry point exists only inside the component, where spin_sdk is importable.
-    from codethings import db, platform
-    from spin_sdk import http as spin_http
 
-    def _open_context(request: Request) -> Context:
-        return web.open_context(
-            request,
-            platform.open_default_store(),
-            platform.SpinVariables(),
-            os.environ,
-            platform.spin_fetch,
-            db.open_database,
-        )
-
-    class IncomingHandler(spin_http.IncomingHandler):
-        def handle_request(self, request: spin_http.Request) -> spin_http.Response:
-            incoming = Request.from_uri(request.method, request.uri, request.headers, request.body)
-            response = web.serve(ROUTES, incoming, _open_context)
-            return spin_http.Response(response.status, response.headers, response.body)
+    class IncomingHandler(web.SpinHandler):
+        routes = ROUTES

@@ -6,15 +6,20 @@ with 404 and unsupported methods with 405 plus `Allow` before it authenticates, 
 opens the request context (settings, caller, database) and runs the handler. Every
 `ProblemError` becomes an `application/problem+json` response, and any other exception
 a logged 500 problem that reveals nothing about the failure.
+
+Inside a component, `SpinHandler` is the Spin entry point: a component subclasses it
+and sets `routes`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
+import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, unquote
@@ -261,6 +266,26 @@ def _select_route(routes: Sequence[Route], request: Request) -> tuple[Route, dic
     raise not_found(f"No resource at {path}.")
 
 
+def find_non_utf8_header(entries: Iterable[tuple[str, bytes]]) -> str | None:
+    """Return the name of the first header whose value is not valid UTF-8, or None."""
+    for name, value in entries:
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError:
+            return name
+    return None
+
+
+def non_utf8_header_problem(name: str) -> ProblemError:
+    return ProblemError(
+        400,
+        "Invalid header",
+        f"The value of the request header `{name}` is not valid UTF-8. "
+        "Header values must be UTF-8 text.",
+        header=name,
+    )
+
+
 def open_context(
     request: Request,
     kv: KeyValue,
@@ -273,3 +298,85 @@ def open_context(
     settings = load_settings(kv, variables, environ)
     identity = authenticate(request.headers, settings, kv, fetch, time.time())
     return Context(sub=identity.sub, db=open_database(settings.db_url))
+
+
+if sys.platform == "wasi":
+    from typing import ClassVar
+
+    from spin_sdk import http as _spin_http
+    from spin_sdk.wit.imports.types import (
+        Fields,
+        IncomingRequest,
+        OutgoingBody,
+        OutgoingResponse,
+        ResponseOutparam,
+    )
+    from spin_sdk.wit.types import Ok
+
+    from . import db, platform
+
+    # wasi:io blocking-write-and-flush accepts at most 4096 bytes per call.
+    _MAX_BLOCKING_WRITE_BYTES = 4096
+
+    def _open_spin_context(request: Request) -> Context:
+        return open_context(
+            request,
+            platform.open_default_store(),
+            platform.SpinVariables(),
+            os.environ,
+            platform.spin_fetch,
+            db.open_database,
+        )
+
+    class SpinHandler(_spin_http.IncomingHandler):
+        """The `IncomingHandler` export of a component, whose subclass sets `routes`.
+
+        A header value that is not UTF-8 gets a 400 problem response, and an exception
+        raised outside `serve` a 500 one, where spin-sdk 3.4.1 sends 500 with an empty
+        body. NOTE: an error while spin-sdk reads the request body or writes the
+        response still ends the instance without a problem response.
+        """
+
+        routes: ClassVar[Sequence[Route]] = ()
+
+        def handle(self, request: IncomingRequest, response_out: ResponseOutparam) -> None:
+            # spin-sdk 3.4.1 decodes every header value as UTF-8 before it calls
+            # handle_request, and sends 500 with an empty body when one is not.
+            name = find_non_utf8_header(request.headers().entries())
+            if name is not None:
+                logger.warning("rejected a request whose header %s is not valid UTF-8", name)
+                _send(response_out, problem_response(non_utf8_header_problem(name)))
+                return
+            super().handle(request, response_out)
+
+        def handle_request(self, request: _spin_http.Request) -> _spin_http.Response:
+            try:
+                incoming = Request.from_uri(
+                    request.method, request.uri, request.headers, request.body
+                )
+                response = serve(self.routes, incoming, _open_spin_context)
+            except Exception:
+                logger.exception("%s %s failed outside its handler", request.method, request.uri)
+                response = problem_response(
+                    ProblemError(
+                        500, "Internal Server Error", "The server failed to handle the request."
+                    )
+                )
+            return _spin_http.Response(response.status, response.headers, response.body)
+
+    def _send(response_out: ResponseOutparam, response: Response) -> None:
+        """Send `response` through `response_out`, as spin-sdk does for `handle_request`."""
+        headers = {**response.headers, "content-length": str(len(response.body))}
+        outgoing = OutgoingResponse(
+            Fields.from_list([(name, value.encode("utf-8")) for name, value in headers.items()])
+        )
+        outgoing.set_status_code(response.status)
+        body = outgoing.body()
+        ResponseOutparam.set(response_out, Ok(outgoing))
+        stream = body.write()
+        for offset in range(0, len(response.body), _MAX_BLOCKING_WRITE_BYTES):
+            stream.blocking_write_and_flush(
+                response.body[offset : offset + _MAX_BLOCKING_WRITE_BYTES]
+            )
+        stream.__exit__(None, None, None)
+        OutgoingBody.finish(body, None)

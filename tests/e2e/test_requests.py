@@ -58,18 +58,17 @@ def test_unstorable_sub_401(app: AppUnderTest, sub: str) -> None:
     assert reply.content_type == "application/problem+json"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spin-sdk 3.4.1 decodes every request header value as UTF-8 before the app "
-    "runs, and responds 500 with an empty body when one is not",
-)
-def test_latin1_header_value_accepted(alice: User) -> None:
-    alice.create_profile()
-    # http.client sends str header values as Latin-1, so this is the byte 0xE9.
-    reply = alice.client.request(
-        "GET", "/api/profile/me", token=alice.token, headers={"X-Note": "caf\u00e9"}
-    )
-    assert reply.status == 200
+# http.client sends str header values as Latin-1, so "\u00e9" is the byte 0xE9.
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize(("name", "value"), [("X-Note", "caf\u00e9"), ("Host", "\u00ff")])
+def test_non_utf8_header_value_400(alice: User, path: str, name: str, value: str) -> None:
+    reply = alice.client.request("GET", path, token=alice.token, headers={name: value})
+    assert reply.status == 400
+    assert reply.content_type == "application/problem+json"
+    problem = reply.json()
+    assert problem["status"] == 400
+    assert f"`{name.lower()}`" in problem["detail"].lower()
+    assert "must be UTF-8 text" in problem["detail"]
 
 
 @pytest.mark.parametrize("path", ["/api/profile/me/extra", "/api/post/a/b", "/api/post//"])

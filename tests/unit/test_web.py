@@ -15,7 +15,9 @@ from codethings.web import (
     Request,
     Response,
     Route,
+    find_non_utf8_header,
     json_response,
+    non_utf8_header_problem,
     query_value,
     read_json_object,
     serve,
@@ -211,3 +213,21 @@ def test_query_value_repeated_400() -> None:
     with pytest.raises(ProblemError) as caught:
         query_value(request("GET", "/x?a=1&a=2"), "a")
     assert caught.value.status == 400
+
+
+def test_find_non_utf8_header_names_first() -> None:
+    entries = [("host", b"example.com"), ("x-note", b"caf\xe9"), ("x-other", b"\xff")]
+    assert find_non_utf8_header(entries) == "x-note"
+
+
+def test_find_non_utf8_header_accepts_utf8() -> None:
+    entries = [("x-note", "café".encode()), ("x-empty", b"")]
+    assert find_non_utf8_header(entries) is None
+
+
+def test_non_utf8_header_problem_names_header() -> None:
+    problem = non_utf8_header_problem("x-note")
+    assert problem.status == 400
+    assert "`x-note`" in problem.detail
+    assert "must be UTF-8 text" in problem.detail
+    assert problem.to_dict()["header"] == "x-note"
