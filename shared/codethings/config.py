@@ -35,6 +35,10 @@ SETTING_KEYS = (
     "db_url",
 )
 
+# Settings whose values may contain a credential (a password in `db_url`), so a
+# configuration error shows no part of them, neither in the response nor in the log.
+SECRET_KEYS = frozenset({"db_url"})
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -62,7 +66,8 @@ class ConfigError(ProblemError):
     """A required setting is missing or a setting has an invalid value.
 
     It is a `ProblemError` with status 500, so the web layer turns it into a response
-    like any other problem. `key` names the setting, and `message` states what is wrong.
+    like any other problem. `key` names the setting, and `message` states the rule it
+    breaks. The message goes to the client, so it never contains the setting's value.
     """
 
     def __init__(self, key: str, message: str) -> None:
@@ -122,7 +127,9 @@ def _from_store(kv: KeyValue, key: str) -> str | None:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise _fail(key, f"The key-value entry `{key}` is not valid UTF-8 ({error}).") from error
+        raise _fail(
+            key, f"The key-value entry `{key}` is not valid UTF-8.", f"{error} in {data!r}"
+        ) from error
 
 
 def _required(raw: Mapping[str, str], key: str) -> str:
@@ -137,8 +144,9 @@ def _check_domain(domain: str) -> None:
     if "/" in domain or " " in domain:
         raise _fail(
             "auth_domain",
-            f"The setting `auth_domain` must be a host name such as `example.auth0.com`, "
-            f"got {domain!r}.",
+            "The setting `auth_domain` must be a host name such as `example.auth0.com`, "
+            "without a scheme, path or spaces.",
+            repr(domain),
         )
 
 
@@ -151,10 +159,14 @@ def _positive_int(raw: Mapping[str, str], key: str) -> int | None:
     except ValueError:
         number = 0
     if number <= 0:
-        raise _fail(key, f"The setting `{key}` must be a positive integer, got {value!r}.")
+        raise _fail(key, f"The setting `{key}` must be a positive integer.", repr(value))
     return number
 
 
-def _fail(key: str, message: str) -> ConfigError:
-    logger.error("configuration error for setting %s: %s", key, message)
+def _fail(key: str, message: str, value: str | None = None) -> ConfigError:
+    """Log and return the error; `value` describes the bad value for the log line only."""
+    if value is None or key in SECRET_KEYS:
+        logger.error("configuration error for setting %s: %s", key, message)
+    else:
+        logger.error("configuration error for setting %s: %s Value: %s", key, message, value)
     return ConfigError(key, message)

@@ -41,7 +41,9 @@ def test_settings_environment_used_last():
 
 def test_settings_empty_store_value_falls_through():
     settings = load(
-        store={"auth_domain": b""}, variables={"auth_domain": "var.example.test"}, environ=REQUIRED_ENV
+        store={"auth_domain": b""},
+        variables={"auth_domain": "var.example.test"},
+        environ=REQUIRED_ENV,
     )
     assert settings.auth_domain == "var.example.test"
 
@@ -62,7 +64,10 @@ def test_settings_defaults_derived_from_domain():
 
 def test_settings_explicit_issuer_and_jwks_url():
     settings = load(
-        variables={"auth_issuer": "http://127.0.0.1:8765/", "auth_jwks_url": "http://127.0.0.1:8765/jwks"},
+        variables={
+            "auth_issuer": "http://127.0.0.1:8765/",
+            "auth_jwks_url": "http://127.0.0.1:8765/jwks",
+        },
         environ=REQUIRED_ENV,
     )
     assert settings.auth_issuer == "http://127.0.0.1:8765/"
@@ -87,7 +92,8 @@ def test_settings_invalid_ttl_rejected(value: str):
     with pytest.raises(ConfigError) as caught:
         load(variables={"jwks_ttl_secs": value}, environ=REQUIRED_ENV)
     assert caught.value.key == "jwks_ttl_secs"
-    assert repr(value) in caught.value.detail
+    assert "must be a positive integer" in caught.value.detail
+    assert repr(value) not in caught.value.detail
 
 
 def test_settings_invalid_max_validity_rejected():
@@ -127,6 +133,35 @@ def test_config_error_logged(caplog: pytest.LogCaptureFixture):
     with caplog.at_level(logging.ERROR, logger="codethings.config"), pytest.raises(ConfigError):
         load()
     assert "auth_domain" in caplog.text
+
+
+def test_config_error_hides_value_logs_it(caplog: pytest.LogCaptureFixture):
+    with (
+        caplog.at_level(logging.ERROR, logger="codethings.config"),
+        pytest.raises(ConfigError) as caught,
+    ):
+        load(environ={**REQUIRED_ENV, "AUTH_DOMAIN": "https://idp.example.test/"})
+    body = json.loads(caught.value.to_response_parts()[2])
+    assert "idp.example.test" not in json.dumps(body)
+    assert "must be a host name" in body["detail"]
+    assert "--key-value auth_domain=" in body["detail"]
+    assert "https://idp.example.test/" in caplog.text
+
+
+def test_config_error_db_url_never_shown(caplog: pytest.LogCaptureFixture):
+    store = {"db_url": b"postgres://app:hunter\xff2@db.example.test/app"}
+    with (
+        caplog.at_level(logging.DEBUG, logger="codethings.config"),
+        pytest.raises(ConfigError) as caught,
+    ):
+        load(store=store, environ=REQUIRED_ENV)
+    body = caught.value.to_response_parts()[2].decode("utf-8")
+    assert caught.value.key == "db_url"
+    assert "not valid UTF-8" in caught.value.detail
+    for secret in ("hunter", "0xff", "db.example.test"):
+        assert secret not in body
+        assert secret not in caplog.text
+    assert "db_url" in caplog.text
 
 
 def test_settings_domain_with_scheme_rejected():
