@@ -32,6 +32,7 @@ from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from wasmtime.component import Record, ResourceAny, ResourceHost, Variant
 
+from spinlocal.hosts._support import add_resource, current, err, ok
 from spinlocal.hosts.postgres_types import (
     BINARY,
     V2_COLUMNS,
@@ -51,7 +52,6 @@ from spinlocal.hosts.postgres_v4 import (
     query_error_to_wit,
 )
 from spinlocal.outbound_hosts import postgres_addresses
-from spinlocal.resources import resource_type
 
 if TYPE_CHECKING:
     from spinlocal.engine import HostState
@@ -318,10 +318,6 @@ V4 = _InterfaceVersion("spin:postgres/postgres@4.0.0", V4_COLUMNS, version4=True
 INTERFACES = (V2, V3, V4)
 
 
-def _ok(value: Any) -> Variant:
-    return Variant("ok", value)
-
-
 def define(root: Any, host: HostState) -> None:
     """Add the PostgreSQL interfaces to the linker `root`, serving requests of `host`."""
     for version in INTERFACES:
@@ -331,30 +327,19 @@ def define(root: Any, host: HostState) -> None:
 def _define_version(root: Any, host: HostState, version: _InterfaceVersion) -> None:
     kind = f"{version.instance}.connection"
 
-    def drop(store: Any, rep: int) -> None:
-        context = host.current
-        connection = context.table.pop(rep) if context is not None else None
-        if connection is not None:
-            connection.close()
-
     def open_(store: Any, address: str) -> Variant:
-        context = host.current
-        if context is None:
-            raise RuntimeError("postgres open called outside a request")
+        context = current(host)
         try:
             _check_allowed(host, address)
             connection = host.services.postgres.connect(address)
         except PostgresError as error:
             host.log.warning("postgres open failed: %s", error.message)
-            return Variant("err", version.error_to_wit(error))
+            return err(version.error_to_wit(error))
         context.cleanups.append(connection.close)
-        return _ok(context.own(kind, connection))
+        return ok(context.own(kind, connection))
 
     def lookup(store: Any, handle: ResourceAny | ResourceHost) -> PooledConnection:
-        context = host.current
-        if context is None:
-            raise RuntimeError("postgres call outside a request")
-        connection: PooledConnection = context.get(store, handle)
+        connection: PooledConnection = current(host).get(store, handle)
         return connection
 
     def run(
@@ -372,10 +357,10 @@ def _define_version(root: Any, host: HostState, version: _InterfaceVersion) -> N
         connection = lookup(store, handle)
         try:
             result = run(connection, statement, params, "bad-parameter")
-            return _ok(version.row_set(result, connection))
+            return ok(version.row_set(result, connection))
         except PostgresError as error:
             host.log.info("postgres query failed: %s", error.message)
-            return Variant("err", version.error_to_wit(error))
+            return err(version.error_to_wit(error))
 
     def execute(
         store: Any, handle: ResourceAny | ResourceHost, statement: str, params: list[Variant]
@@ -383,13 +368,13 @@ def _define_version(root: Any, host: HostState, version: _InterfaceVersion) -> N
         connection = lookup(store, handle)
         try:
             result = run(connection, statement, params, "value-conversion-failed")
-            return _ok(result.command_tuples or 0)
+            return ok(result.command_tuples or 0)
         except PostgresError as error:
             host.log.info("postgres execute failed: %s", error.message)
-            return Variant("err", version.error_to_wit(error))
+            return err(version.error_to_wit(error))
 
     with root.add_instance(version.instance) as instance:
-        instance.add_resource("connection", resource_type(kind)[1], drop)
+        add_resource(instance, host, "connection", kind)
         instance.add_func("[static]connection.open", open_)
         instance.add_func("[method]connection.query", query)
         instance.add_func("[method]connection.execute", execute)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from wasmtime.component import Record, ResourceAny, ResourceHost, Variant
 
-from spinlocal.resources import resource_type
+from spinlocal.hosts._support import add_resource, current, err, ok
 from spinlocal.runtime_config import RuntimeConfig, SqliteDatabaseConfig
 
 if TYPE_CHECKING:
@@ -298,25 +298,14 @@ def define(root: Any, host: HostState) -> None:
 def _define_version(root: Any, host: HostState, instance_name: str) -> None:
     kind = f"{instance_name}.connection"
 
-    def drop(store: Any, rep: int) -> None:
-        context = host.current
-        connection = context.table.pop(rep) if context is not None else None
-        if connection is not None:
-            connection.close()
-
     def lookup(store: Any, handle: ResourceAny | ResourceHost) -> SqliteConnection:
-        context = host.current
-        if context is None:
-            raise RuntimeError("sqlite call outside a request")
-        connection: SqliteConnection | None = context.get(store, handle)
+        connection: SqliteConnection | None = current(host).get(store, handle)
         if connection is None:
             raise SqliteError("invalid-connection")
         return connection
 
     def open_(store: Any, label: str) -> Variant:
-        context = host.current
-        if context is None:
-            raise RuntimeError("sqlite open called outside a request")
+        context = current(host)
         databases: SqliteDatabases | None = host.services.sqlite
         try:
             if databases is None:
@@ -330,22 +319,22 @@ def _define_version(root: Any, host: HostState, instance_name: str) -> None:
                 )
             else:
                 host.log.warning("sqlite open of %r failed: %s", label, error)
-            return Variant("err", error.to_wit())
+            return err(error.to_wit())
         context.cleanups.append(connection.close)
-        return Variant("ok", context.own(kind, connection))
+        return ok(context.own(kind, connection))
 
     def execute(store: Any, handle: ResourceAny | ResourceHost, statement: str,
                 parameters: list[Variant]) -> Variant:
         try:
             connection = lookup(store, handle)
             result = connection.execute(statement, [to_python(p) for p in parameters])
-            return Variant("ok", query_result(result))
+            return ok(query_result(result))
         except SqliteError as error:
             host.log.info("sqlite execute failed: %s", error)
-            return Variant("err", error.to_wit())
+            return err(error.to_wit())
 
     with root.add_instance(instance_name) as instance:
-        instance.add_resource("connection", resource_type(kind)[1], drop)
+        add_resource(instance, host, "connection", kind)
         instance.add_func("[static]connection.open", open_)
         instance.add_func("[method]connection.execute", execute)
         if instance_name.startswith("spin:sqlite/sqlite@3"):
