@@ -524,6 +524,32 @@ def _header_result(operation: Callable[[], Any]) -> Variant:
     return OK
 
 
+def _take_headers(host: HostState, store: Any, handle: Any) -> Fields:
+    """Take the `fields` passed to an outgoing request or response constructor, made mutable."""
+    fields: Fields = current(host).take(store, handle)
+    fields.mutable = True
+    return fields
+
+
+def _consume(host: HostState, message: IncomingRequest | IncomingResponse) -> Variant:
+    """Hand out the body of an incoming request or response: `ok` on the first call, then `err`."""
+    if message.consumed:
+        return err()
+    message.consumed = True
+    return ok(current(host).own(INCOMING_BODY, IncomingBody(message.body)))
+
+
+def _open_body(host: HostState, message: OutgoingRequest | OutgoingResponse, what: str) -> Variant:
+    """Create the body of an outgoing request or response: `ok` on the first call, then `err`.
+
+    `what` names the body in the error raised when it grows over `max_body_bytes`.
+    """
+    if message.body is not None:
+        return err()
+    message.body = OutgoingBody(host.services.max_body_bytes, what)
+    return ok(current(host).own(OUTGOING_BODY, message.body))
+
+
 def _define_fields(instance: LinkerInstance, host: HostState) -> None:
     add_resource(instance, host, "fields", FIELDS)
 
@@ -572,13 +598,6 @@ def _define_incoming(instance: LinkerInstance, host: HostState) -> None:
     def request_of(store: Any, handle: Any) -> IncomingRequest:
         return current(host).get(store, handle)
 
-    def consume(store: Any, handle: Any) -> Variant:
-        request = request_of(store, handle)
-        if request.consumed:
-            return err()
-        request.consumed = True
-        return ok(current(host).own(INCOMING_BODY, IncomingBody(request.body)))
-
     def body_stream(store: Any, handle: Any) -> Variant:
         context = current(host)
         body: IncomingBody = context.get(store, handle)
@@ -616,7 +635,9 @@ def _define_incoming(instance: LinkerInstance, host: HostState) -> None:
         "[method]incoming-request.headers",
         lambda s, r: current(host).own(FIELDS, Fields(request_of(s, r).headers, mutable=False)),
     )
-    instance.add_func("[method]incoming-request.consume", consume)
+    instance.add_func(
+        "[method]incoming-request.consume", lambda s, r: _consume(host, request_of(s, r))
+    )
     instance.add_func("[method]incoming-body.stream", body_stream)
     instance.add_func("[static]incoming-body.finish", finish_body)
     instance.add_func(
@@ -635,23 +656,14 @@ def _define_outgoing_response(instance: LinkerInstance, host: HostState) -> None
         return current(host).get(store, handle)
 
     def construct(store: Any, headers: Any) -> Any:
-        context = current(host)
-        fields: Fields = context.take(store, headers)
-        fields.mutable = True
-        return context.own(OUTGOING_RESPONSE, OutgoingResponse(fields))
+        fields = _take_headers(host, store, headers)
+        return current(host).own(OUTGOING_RESPONSE, OutgoingResponse(fields))
 
     def set_status(store: Any, handle: Any, status: int) -> Variant:
         if not 100 <= status <= 999:
             return err()
         response_of(store, handle).status = status
         return OK
-
-    def response_body(store: Any, handle: Any) -> Variant:
-        response = response_of(store, handle)
-        if response.body is not None:
-            return err()
-        response.body = OutgoingBody(host.services.max_body_bytes, "response")
-        return ok(current(host).own(OUTGOING_BODY, response.body))
 
     def body_write(store: Any, handle: Any) -> Variant:
         context = current(host)
@@ -679,7 +691,10 @@ def _define_outgoing_response(instance: LinkerInstance, host: HostState) -> None
         "[method]outgoing-response.headers",
         lambda s, r: current(host).own(FIELDS, response_of(s, r).headers),
     )
-    instance.add_func("[method]outgoing-response.body", response_body)
+    instance.add_func(
+        "[method]outgoing-response.body",
+        lambda s, r: _open_body(host, response_of(s, r), "response"),
+    )
     instance.add_func("[method]outgoing-body.write", body_write)
     instance.add_func("[static]outgoing-body.finish", body_finish)
 
@@ -692,17 +707,8 @@ def _define_outgoing_request(instance: LinkerInstance, host: HostState) -> None:
         return current(host).get(store, handle)
 
     def construct(store: Any, headers: Any) -> Any:
-        context = current(host)
-        fields: Fields = context.take(store, headers)
-        fields.mutable = True
-        return context.own(OUTGOING_REQUEST, OutgoingRequest(fields))
-
-    def request_body(store: Any, handle: Any) -> Variant:
-        request = request_of(store, handle)
-        if request.body is not None:
-            return err()
-        request.body = OutgoingBody(host.services.max_body_bytes, "outbound request")
-        return ok(current(host).own(OUTGOING_BODY, request.body))
+        fields = _take_headers(host, store, headers)
+        return current(host).own(OUTGOING_REQUEST, OutgoingRequest(fields))
 
     def setter(attribute: str, check: Callable[[Any], bool] = lambda value: True) -> Any:
         def set_value(store: Any, handle: Any, value: Any) -> Variant:
@@ -717,7 +723,10 @@ def _define_outgoing_request(instance: LinkerInstance, host: HostState) -> None:
         return method.tag != "other" or bool(_TOKEN.match(str(method.payload)))
 
     instance.add_func("[constructor]outgoing-request", construct)
-    instance.add_func("[method]outgoing-request.body", request_body)
+    instance.add_func(
+        "[method]outgoing-request.body",
+        lambda s, r: _open_body(host, request_of(s, r), "outbound request"),
+    )
     instance.add_func("[method]outgoing-request.method", lambda s, r: request_of(s, r).method)
     instance.add_func("[method]outgoing-request.set-method", setter("method", valid_method))
     instance.add_func(
@@ -763,13 +772,6 @@ def _define_incoming_response(instance: LinkerInstance, host: HostState) -> None
     def response_of(store: Any, handle: Any) -> IncomingResponse:
         return current(host).get(store, handle)
 
-    def consume(store: Any, handle: Any) -> Variant:
-        response = response_of(store, handle)
-        if response.consumed:
-            return err()
-        response.consumed = True
-        return ok(current(host).own(INCOMING_BODY, IncomingBody(response.body)))
-
     def subscribe(store: Any, handle: Any) -> Any:
         context = current(host)
         return context.own(POLLABLE, FuturePollable(context.get(store, handle)))
@@ -793,7 +795,9 @@ def _define_incoming_response(instance: LinkerInstance, host: HostState) -> None
         "[method]incoming-response.headers",
         lambda s, r: current(host).own(FIELDS, Fields(response_of(s, r).headers, mutable=False)),
     )
-    instance.add_func("[method]incoming-response.consume", consume)
+    instance.add_func(
+        "[method]incoming-response.consume", lambda s, r: _consume(host, response_of(s, r))
+    )
     instance.add_func("[method]future-incoming-response.subscribe", subscribe)
     instance.add_func("[method]future-incoming-response.get", get)
 
