@@ -26,13 +26,30 @@ SqlValue = str | int | float | bytes | bool | None
 Row = dict[str, SqlValue]
 
 
-class DatabaseError(Exception):
-    """A database call failed; `kind` is the WIT error case, such as `query-failed`."""
+# Spin's SQLite interface (and spinlocal's) reports every failed statement as the WIT
+# case `io`. These SQLite messages mean the file is locked by another connection or
+# cannot be opened or read, so a later retry can succeed. Any other `io` failure is a
+# failed statement.
+_SQLITE_UNAVAILABLE_MESSAGES = (
+    "database is locked",
+    "database table is locked",
+    "unable to open database",
+    "disk i/o error",
+)
 
-    def __init__(self, kind: str, message: str) -> None:
+
+class DatabaseError(Exception):
+    """A database call failed; `kind` is the WIT error case, such as `query-failed`.
+
+    `while_opening` marks a failure to open the connection, which is never the fault
+    of a statement.
+    """
+
+    def __init__(self, kind: str, message: str, *, while_opening: bool = False) -> None:
         super().__init__(f"{kind}: {message}")
         self.kind = kind
         self.message = message
+        self.while_opening = while_opening
 
     @property
     def is_unique_violation(self) -> bool:
@@ -48,7 +65,12 @@ class DatabaseError(Exception):
     @property
     def is_unavailable(self) -> bool:
         """Return whether the database could not be reached, rather than a statement failing."""
-        return self.kind in {"connection-failed", "no-such-database", "access-denied", "io"}
+        if self.kind in {"connection-failed", "no-such-database", "access-denied"}:
+            return True
+        if self.kind != "io":
+            return False
+        text = self.message.lower()
+        return self.while_opening or any(marker in text for marker in _SQLITE_UNAVAILABLE_MESSAGES)
 
 
 class Database(Protocol):
@@ -123,10 +145,10 @@ if sys.platform == "wasi":
         message = getattr(value, "value", None)
         return kind, str(message) if message is not None else kind
 
-    def _database_error(error: _Err, action: str) -> DatabaseError:
+    def _database_error(error: _Err, action: str, *, while_opening: bool = False) -> DatabaseError:
         kind, message = _error_kind(error.value)
         logger.error("database %s failed (%s): %s", action, kind, message)
-        return DatabaseError(kind, message)
+        return DatabaseError(kind, message, while_opening=while_opening)
 
     def _pg_parameter(value: SqlValue) -> _rdbms.ParameterValue:
         if value is None:
@@ -161,7 +183,9 @@ if sys.platform == "wasi":
             try:
                 self._connection = _spin_postgres.open(db_url)
             except _Err as error:
-                raise _database_error(error, f"connect to {postgres_host(db_url)}") from error
+                raise _database_error(
+                    error, f"connect to {postgres_host(db_url)}", while_opening=True
+                ) from error
 
         def query(self, sql: str, params: Sequence[SqlValue] = ()) -> list[Row]:
             try:
@@ -210,7 +234,9 @@ if sys.platform == "wasi":
             try:
                 self._connection = _spin_sqlite.open(name)
             except _Err as error:
-                raise _database_error(error, f"open SQLite database {name!r}") from error
+                raise _database_error(
+                    error, f"open SQLite database {name!r}", while_opening=True
+                ) from error
             self.execute("PRAGMA foreign_keys = ON")
 
         def query(self, sql: str, params: Sequence[SqlValue] = ()) -> list[Row]:

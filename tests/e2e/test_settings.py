@@ -70,3 +70,24 @@ def test_jwks_unavailable_503(
     assert reply.status == 503
     assert "retry-after" in reply.headers
     assert reply.content_type == "application/problem+json"
+
+
+def test_sqlite_statement_error_500(
+    components: None, idp: LocalIdentityProvider, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    if REMOTE_BASE_URL:
+        pytest.skip("this test starts its own app")
+    # Without `--sqlite @db/sqlite.sql` the database has no tables, so every statement
+    # fails with "no such table", which SQLite reports as the WIT case `io`.
+    state_dir = prepare_state_dir(tmp_path_factory.mktemp("state-no-schema"))
+    with run_app(
+        MANIFEST,
+        variables=app_variables(idp),
+        state_dir=state_dir,
+        log_path=state_dir / "spinlocal.log",
+    ) as base_url:
+        token = idp.mint("e2e|no-schema")
+        reply = HttpClient(base_url).request("GET", "/api/profile/me", token=token)
+    assert reply.status == 500
+    assert "retry-after" not in reply.headers
+    assert reply.content_type == "application/problem+json"

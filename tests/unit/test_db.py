@@ -56,10 +56,33 @@ def test_error_foreign_key_not_unique() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "expected"), [("connection-failed", True), ("io", True), ("query-failed", False)]
+    ("kind", "expected"), [("connection-failed", True), ("io", False), ("query-failed", False)]
 )
 def test_error_unavailable(kind: str, expected: bool) -> None:
     assert DatabaseError(kind, "x").is_unavailable is expected
+
+
+# On SQLite every failure, a syntax error as much as a locked file, arrives as `io`.
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("database is locked", True),
+        ("database table is locked: posts", True),
+        ("unable to open database file", True),
+        ("disk I/O error", True),
+        ("no such table: posts", False),
+        ('near "SELEC": syntax error', False),
+        ("FOREIGN KEY constraint failed", False),
+        ("UNIQUE constraint failed: profiles.id", False),
+    ],
+)
+def test_error_sqlite_io_unavailable(message: str, expected: bool) -> None:
+    assert DatabaseError("io", message).is_unavailable is expected
+
+
+def test_error_sqlite_open_unavailable() -> None:
+    error = DatabaseError("io", "[Errno 13] Permission denied: '.spin'", while_opening=True)
+    assert error.is_unavailable
 
 
 @pytest.mark.parametrize(
