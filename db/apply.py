@@ -2,6 +2,8 @@
 
 Usage: python db/apply.py postgres://USER@HOST:PORT/DATABASE
 
+Exits with 2 when the URL cannot be parsed and with 1 when applying the schema fails.
+
 The schema is idempotent, so running this again on a database that already has it
 changes nothing. All statements run in one transaction: either all apply or none does.
 SQLite needs no such step: pass the schema at start-up with
@@ -48,13 +50,24 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     try:
+        safe_url = _without_password(args.url)
+    except psycopg.ProgrammingError:
+        # libpq's parse error can quote any part of the URL, the password too, so it is
+        # not shown.
+        logger.error(
+            "the connection URL is invalid. Pass one like "
+            "postgres://USER[:PASSWORD]@HOST:PORT/DATABASE"
+        )
+        return 2
+
+    try:
         apply_schema(args.url)
     except psycopg.Error as error:
         logger.error(
             "applying %s to %s failed: %s; check that the server is running and the "
             "database exists",
             SCHEMA_PATH.name,
-            _without_password(args.url),
+            safe_url,
             error,
         )
         return 1

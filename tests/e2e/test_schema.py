@@ -34,6 +34,16 @@ def test_apply_unreachable_fails() -> None:
     assert "check that the server is running" in result.stderr
 
 
+@pytest.mark.parametrize("url", ["notaurl", "postgres://app:se cret@[::1/db"])
+def test_apply_invalid_url_fails(url: str) -> None:
+    result = subprocess.run([*APPLY, url], capture_output=True, text=True, check=False)
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "connection URL is invalid" in lines[0]
+    assert "se cret" not in lines[0]
+
+
 def test_handle_unique_ignoring_case(pg_url: str) -> None:
     with psycopg.connect(pg_url) as connection:
         connection.execute(
