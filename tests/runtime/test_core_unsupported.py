@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,17 @@ def test_unsupported_call_logs_and_traps(tmp_path: Path, caplog: pytest.LogCaptu
     assert response.status == 500
     assert any("called fermyon:spin/llm@2.0.0#infer, which spinlocal does not implement" in m for m in messages)
     assert any("UnsupportedImport" in m for m in messages)
+
+
+def test_unsupported_mqtt_open_traps_and_recovers(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    runner = make_runner(make_spec("probe"), make_services(tmp_path))
+
+    with caplog.at_level(logging.ERROR, logger="spinlocal.component.probe"):
+        started = time.monotonic()
+        response = call(runner, "/mqtt")
+        elapsed = time.monotonic() - started
+
+    assert response.status == 500
+    assert elapsed < 5
+    assert any("fermyon:spin/mqtt@2.0.0#[static]connection.open" in r.getMessage() for r in caplog.records)
+    assert call(runner, "/counter").status == 200

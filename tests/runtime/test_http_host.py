@@ -1,15 +1,22 @@
-"""wasi:http from a real component: the incoming request, the response, outbound requests."""
+"""wasi:http from real components: the incoming request, the response, outbound requests.
+
+Most cases run on the `wasi_probe` component. The `probe` component serves the cases
+that need its routes: a binary request body it generates, and request options (timeouts)
+set through raw `wasi:http` calls.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 
 from spinlocal.engine import ComponentRunner
 from tests.runtime.wasi_probe_support import get, header, local_server, probe_runner
+from tests.support.runtime import call, make_runner, make_services, make_spec
 
 LIMIT = 256 * 1024
 
@@ -17,6 +24,12 @@ LIMIT = 256 * 1024
 @pytest.fixture(scope="module")
 def runner() -> ComponentRunner:
     return probe_runner(max_body_bytes=LIMIT)
+
+
+@pytest.fixture(scope="module")
+def core_runner(tmp_path_factory: pytest.TempPathFactory) -> ComponentRunner:
+    spec = make_spec("probe", allowed_outbound_hosts=("http://127.0.0.1:*",))
+    return make_runner(spec, make_services(tmp_path_factory.mktemp("state")))
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +92,26 @@ def test_outbound_get(runner: ComponentRunner, server: str) -> None:
     assert result["headers"]["x-seen-probe"] == "yes"
 
 
-def test_outbound_post_sends_body(runner: ComponentRunner, server: str) -> None:
-    body = b"b" * 50_000
+def test_outbound_post_body_intact(core_runner: ComponentRunner, server: str) -> None:
+    size = 50_000
+    expected = bytes(i % 256 for i in range(size))
 
-    response = get(runner, f"/outbound?method=POST&url={server}/post", body, method="POST")
+    url = quote(f"{server}/post", safe="")
 
-    assert json.loads(response.body)["body"] == "got:" + "b" * 50_000
+    response = call(core_runner, f"/outbound?url={url}&method=POST&size={size}")
+    result = json.loads(response.body)
+
+    assert response.status == 200
+    assert result["status"] == 200
+    # The probe decodes the response body as Latin-1, so every byte value maps to one character.
+    assert result["body"] == "got:" + expected.decode("latin-1")
+
+
+def test_outbound_404_is_response(runner: ComponentRunner, server: str) -> None:
+    result = json.loads(get(runner, f"/outbound?url={server}/missing").body)
+
+    assert result["status"] == 404
+    assert result["body"] == "not here"
 
 
 def test_outbound_refused(runner: ComponentRunner) -> None:
@@ -99,6 +126,29 @@ def test_outbound_denied(runner: ComponentRunner, caplog: pytest.LogCaptureFixtu
 
     assert "HttpRequestDenied" in result["error"]
     assert any("allowed_outbound_hosts" in r.getMessage() for r in caplog.records)
+
+
+def test_outbound_timeout_from_options(core_runner: ComponentRunner, server: str) -> None:
+    authority = server.removeprefix("http://")
+
+    response = call(
+        core_runner, f"/outbound-timeout?authority={authority}&path=/slow%3Fs%3D2&ms=200"
+    )
+    result = json.loads(response.body)
+
+    assert result["error"] == "ErrorCode_ConnectionReadTimeout"
+    assert result["elapsed"] < 1.5
+
+
+def test_outbound_within_timeout(core_runner: ComponentRunner, server: str) -> None:
+    authority = server.removeprefix("http://")
+
+    response = call(
+        core_runner, f"/outbound-timeout?authority={authority}&path=/slow%3Fs%3D0.01&ms=2000"
+    )
+    result = json.loads(response.body)
+
+    assert result["status"] == 200
 
 
 def test_outbound_requests_overlap(runner: ComponentRunner, server: str) -> None:

@@ -57,6 +57,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
+        if self.path.startswith("/missing"):
+            self._reply(404, b"not here")
+            return
         if self.path.startswith("/slow"):
             time.sleep(float(self.path.split("=")[1]) if "=" in self.path else 0.3)
         if self.path.startswith("/close"):
