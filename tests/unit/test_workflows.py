@@ -18,6 +18,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS_DIR = REPO_ROOT / ".github" / "workflows"
@@ -142,6 +143,22 @@ def test_workflow_run_scripts_no_expressions(workflow: Path) -> None:
         elif script_indent is not None and "${{" in line:
             offending.append(number)
     assert offending == []
+
+
+def test_ci_runtime_jobs_have_redis_service() -> None:
+    """A job that runs tests/runtime needs Redis on 6379 for the `redis` key-value tests."""
+    workflow = yaml.safe_load((WORKFLOWS_DIR / "ci.yml").read_text(encoding="utf-8"))
+    runtime_jobs = []
+    for name, job in workflow["jobs"].items():
+        scripts = " ".join(step.get("run", "") for step in job["steps"])
+        if "tests/runtime" in scripts or re.search(r"make test(?! PYTEST_ARGS)", scripts):
+            runtime_jobs.append(name)
+    assert runtime_jobs, "no CI job runs tests/runtime"
+    for name in runtime_jobs:
+        redis = workflow["jobs"][name].get("services", {}).get("redis")
+        assert redis is not None, f"job {name} runs tests/runtime without a redis service"
+        assert re.fullmatch(r"redis:\S+", redis["image"])
+        assert "6379:6379" in redis["ports"]
 
 
 def test_deploy_workflow_production_environment() -> None:
