@@ -4,7 +4,7 @@
     python3 scripts/dev.py build [--force] build the components (skipped when unchanged)
     python3 scripts/dev.py up             identity provider + app on http://127.0.0.1:3000
     python3 scripts/dev.py token --sub S  print a token for subject S
-    python3 scripts/dev.py test [ARGS]    start PostgreSQL, build, run pytest ARGS
+    python3 scripts/dev.py test [ARGS]    start PostgreSQL and Redis, build, run pytest ARGS
     python3 scripts/dev.py lint           ruff and mypy
     python3 scripts/dev.py bench [ARGS]   run the benchmarks in bench/
     python3 scripts/dev.py clean [--all]  remove build output and state (--all: the venvs too)
@@ -33,7 +33,12 @@ from devtools.paths import (
     STATE_DIR,
     venv_python,
 )
-from devtools.processes import Stopped, ensure_postgres, raise_stopped_on_termination
+from devtools.processes import (
+    Stopped,
+    ensure_postgres,
+    ensure_redis,
+    raise_stopped_on_termination,
+)
 from devtools.testing import run_pytest
 
 log = logging.getLogger("dev")
@@ -68,6 +73,7 @@ def command_token(args: argparse.Namespace) -> int:
 def command_test(args: argparse.Namespace) -> int:
     environments.ensure_all()
     ensure_postgres()
+    ensure_redis()
     build()
     return run_pytest(args.passthrough)
 

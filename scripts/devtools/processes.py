@@ -107,6 +107,54 @@ def ensure_postgres(host: str = "127.0.0.1", port: int = 5432, timeout_s: float 
     )
 
 
+def ensure_redis(host: str = "127.0.0.1", port: int = 6379, timeout_s: float = 30.0) -> None:
+    """Start Redis if nothing accepts connections on host:port, then wait until it does.
+
+    The server keeps nothing on disk and logs to /var/log/redis/ci.log, as in .ci/run.
+    """
+    if port_in_use(host, port):
+        return
+
+    if shutil.which("redis-server") is None:
+        raise DevError(
+            f"Redis does not accept connections on {host}:{port} and redis-server is not "
+            "installed; install it with 'apt-get install redis-server' or start your own "
+            "server on that port"
+        )
+    log.info("starting Redis on %s:%d", host, port)
+    command = [
+        "redis-server",
+        "--daemonize",
+        "yes",
+        "--bind",
+        host,
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        "/var/lib/redis",
+        "--logfile",
+        "/var/log/redis/ci.log",
+    ]
+    result = subprocess.run(command, check=False, capture_output=True, text=True)
+    if result.returncode != 0:
+        output = (result.stderr or result.stdout).strip()
+        raise DevError(f"'{' '.join(command)}' failed with exit code {result.returncode}: {output}")
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if port_in_use(host, port):
+            return
+        time.sleep(0.5)
+    raise DevError(
+        f"Redis did not accept connections on {host}:{port} within {timeout_s:.0f} s; "
+        "see /var/log/redis/ci.log"
+    )
+
+
 def _pg_ready(host: str, port: int) -> bool:
     if shutil.which("pg_isready") is None:
         return port_in_use(host, port)

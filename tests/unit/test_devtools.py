@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ SCRIPTS_DIR = REPO_ROOT / "scripts"
 if str(SCRIPTS_DIR) not in sys.path:
     sys.path.insert(0, str(SCRIPTS_DIR))
 
-from devtools import DevError
+from devtools import DevError, processes
 from devtools.components import build_targets, read_manifest, sources_digest
 from devtools.environments import is_current, requirements_digest
 from devtools.local_app import (
@@ -202,3 +204,80 @@ def test_parse_args_rejects_unknown_for_up() -> None:
 
     with pytest.raises(SystemExit):
         dev.parse_args(["up", "-x"])
+
+
+def test_ensure_redis_already_listening(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(processes, "port_in_use", lambda host, port: True)
+    monkeypatch.setattr(processes.subprocess, "run", _fail_if_called)
+    processes.ensure_redis()
+
+
+def test_ensure_redis_starts_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    commands: list[list[str]] = []
+    monkeypatch.setattr(processes, "port_in_use", lambda host, port: bool(commands))
+    monkeypatch.setattr(processes.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(processes.subprocess, "run", _record_run(commands))
+    processes.ensure_redis()
+    assert commands == [
+        [
+            "redis-server",
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "6379",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            "/var/lib/redis",
+            "--logfile",
+            "/var/log/redis/ci.log",
+        ]
+    ]
+
+
+def test_ensure_redis_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(processes, "port_in_use", lambda host, port: False)
+    monkeypatch.setattr(processes.shutil, "which", lambda name: None)
+    with pytest.raises(DevError, match="apt-get install redis-server"):
+        processes.ensure_redis()
+
+
+def test_ensure_redis_start_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(processes, "port_in_use", lambda host, port: False)
+    monkeypatch.setattr(processes.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(
+        processes.subprocess, "run", _record_run([], returncode=1, stderr="Can't open the log file")
+    )
+    with pytest.raises(DevError, match="Can't open the log file"):
+        processes.ensure_redis()
+
+
+def test_dev_test_ensures_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dev
+
+    calls: list[str] = []
+    monkeypatch.setattr(dev.environments, "ensure_all", lambda: calls.append("env"))
+    monkeypatch.setattr(dev, "ensure_postgres", lambda: calls.append("postgres"))
+    monkeypatch.setattr(dev, "ensure_redis", lambda: calls.append("redis"))
+    monkeypatch.setattr(dev, "build", lambda: calls.append("build"))
+    monkeypatch.setattr(dev, "run_pytest", lambda args: 0)
+    assert dev.command_test(dev.parse_args(["test"])) == 0
+    assert "redis" in calls
+
+
+def _fail_if_called(*args: object, **kwargs: object) -> None:
+    raise AssertionError("no command should run")
+
+
+def _record_run(
+    commands: list[list[str]], returncode: int = 0, stderr: str = ""
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    def run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        commands.append(command)
+        return subprocess.CompletedProcess(command, returncode, "", stderr)
+
+    return run
