@@ -70,12 +70,7 @@ def parse_args() -> argparse.Namespace:
         help="latency rounds (one request per endpoint each) and throughput requests per "
         "endpoint (default 1000)",
     )
-    parser.add_argument(
-        "--duration-limit",
-        type=float,
-        default=60.0,
-        help="seconds after which each run stops early (default 60)",
-    )
+    benchlib.add_duration_limit(parser)
     parser.add_argument(
         "--clients",
         type=int,
@@ -100,11 +95,7 @@ def parse_args() -> argparse.Namespace:
         help="requests per endpoint in the in-process profile (default 100)",
     )
     args = parser.parse_args()
-    for name in ("requests", "clients", "profile_requests"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be 1 or more")
-    if args.duration_limit <= 0:
-        parser.error("--duration-limit must be more than 0 seconds")
+    benchlib.check_options(parser, args, ("requests", "clients", "profile_requests"))
     return args
 
 
@@ -413,8 +404,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        raise SystemExit(main())
-    except benchlib.BenchError as error:
-        print(f"ERROR: {error}", file=sys.stderr)
-        raise SystemExit(benchlib.EXIT_ERRORS) from None
+    benchlib.run_script(main)

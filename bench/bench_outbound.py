@@ -128,12 +128,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--delay-ms", type=int, default=200, help="upstream delay in milliseconds (default 200)"
     )
-    parser.add_argument(
-        "--duration-limit",
-        type=float,
-        default=60.0,
-        help="seconds after which each run stops early (default 60)",
-    )
+    benchlib.add_duration_limit(parser)
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -146,11 +141,9 @@ def parse_args() -> argparse.Namespace:
         help="requests per route in the profile (default 100)",
     )
     args = parser.parse_args()
-    for name in ("requests", "gather_requests", "delay_ms", "profile_requests"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be 1 or more")
-    if args.duration_limit <= 0:
-        parser.error("--duration-limit must be more than 0 seconds")
+    benchlib.check_options(
+        parser, args, ("requests", "gather_requests", "delay_ms", "profile_requests")
+    )
     return args
 
 
@@ -301,8 +294,4 @@ def math_median(values: list[float]) -> float:
 
 
 if __name__ == "__main__":
-    try:
-        raise SystemExit(main())
-    except benchlib.BenchError as error:
-        print(f"ERROR: {error}", file=sys.stderr)
-        raise SystemExit(benchlib.EXIT_ERRORS) from None
+    benchlib.run_script(main)

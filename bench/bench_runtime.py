@@ -52,12 +52,7 @@ def parse_args() -> argparse.Namespace:
         default=2000,
         help="requests per latency and throughput run (default 2000)",
     )
-    parser.add_argument(
-        "--duration-limit",
-        type=float,
-        default=60.0,
-        help="seconds after which each run stops early (default 60)",
-    )
+    benchlib.add_duration_limit(parser)
     parser.add_argument(
         "--clients",
         type=int,
@@ -85,11 +80,7 @@ def parse_args() -> argparse.Namespace:
         "--spinlocal-arg=--workers=1 or --spinlocal-arg=--log-level=warning",
     )
     args = parser.parse_args()
-    for name in ("requests", "clients", "body_requests"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be 1 or more")
-    if args.duration_limit <= 0:
-        parser.error("--duration-limit must be more than 0 seconds")
+    benchlib.check_options(parser, args, ("requests", "clients", "body_requests"))
     return args
 
 
@@ -263,13 +254,5 @@ def main() -> int:
     return benchlib.EXIT_OK
 
 
-def run() -> int:
-    try:
-        return main()
-    except benchlib.BenchError as error:
-        print(f"ERROR: {error}", file=sys.stderr)
-        return benchlib.EXIT_ERRORS
-
-
 if __name__ == "__main__":
-    raise SystemExit(run())
+    benchlib.run_script(main)

@@ -6,13 +6,13 @@ machine, the software versions, the load average, the date and the command line.
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import math
 import os
 import platform
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
@@ -20,12 +20,16 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import NoReturn
+
+from spinlocal.testing import free_port
+from spinlocal.testing import stop as stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HOST_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
@@ -47,6 +51,40 @@ MAX_REPORTED_ERRORS = 5
 
 class BenchError(Exception):
     """A benchmark cannot run. The message names what failed and what to do next."""
+
+
+def run_script(main: Callable[[], int]) -> NoReturn:
+    """Exit with the code `main` returns, or print its `BenchError` and exit with 1."""
+    try:
+        code = main()
+    except BenchError as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        code = EXIT_ERRORS
+    raise SystemExit(code)
+
+
+# --- command-line options ---------------------------------------------------------------
+
+
+def add_duration_limit(parser: argparse.ArgumentParser) -> None:
+    """Add `--duration-limit`, the seconds after which each run stops early."""
+    parser.add_argument(
+        "--duration-limit",
+        type=float,
+        default=60.0,
+        help="seconds after which each run stops early (default 60)",
+    )
+
+
+def check_options(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, counts: Sequence[str]
+) -> None:
+    """Exit with a usage error unless each option in `counts` is 1 or more and `--duration-limit` is above 0."""
+    for name in counts:
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be 1 or more")
+    if args.duration_limit <= 0:
+        parser.error("--duration-limit must be more than 0 seconds")
 
 
 # --- machine and software facts ---------------------------------------------------------
@@ -206,10 +244,7 @@ class LoadResult:
 
     def merge(self, other: LoadResult) -> None:
         self.latencies_ms.extend(other.latencies_ms)
-        for example in other.error_examples:
-            if len(self.error_examples) < MAX_REPORTED_ERRORS:
-                self.error_examples.append(example)
-        self.errors += other.errors
+        self.merge_errors(other)
 
     @property
     def summary(self) -> LatencySummary:
@@ -438,14 +473,6 @@ def prepare_state_dir(state_dir: Path, cache_dir: Path = BENCH_COMPILE_CACHE) ->
     return state_dir
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class RunningServer:
     """A `spinlocal up` process started by `serve`."""
@@ -499,16 +526,6 @@ def serve(
             yield server
         finally:
             stop_process(process)
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _wait_healthy(
