@@ -6,31 +6,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-import wasmtime
-
 from spinlocal.engine import CompileCache, ComponentRunner, HostServices, HttpRequest
 from spinlocal.hosts.key_value import KeyValueStores
 from spinlocal.hosts.postgres import PostgresConnections
 from spinlocal.hosts.sqlite import SqliteDatabases
 from spinlocal.http_client import HttpClient
-from spinlocal.manifest import ComponentSpec
 from spinlocal.variables import VariableResolver
-from spinlocal.wasmtime_compat import install
-from tests.support.components import REPO_ROOT, build_component
+from tests.support.components import REPO_ROOT
+from tests.support.runtime import make_spec, shared_engine
 
-COMPONENTS_DIR = Path(__file__).resolve().parent / "components"
 COMPILE_CACHE_DIR = REPO_ROOT / "build" / "compile-cache"
-
-_engine: wasmtime.Engine | None = None
-
-
-def engine() -> wasmtime.Engine:
-    """Return one engine per test process, with the wasmtime-py workarounds installed."""
-    global _engine
-    if _engine is None:
-        install()
-        _engine = wasmtime.Engine(wasmtime.Config())
-    return _engine
 
 
 def make_services(
@@ -55,18 +40,14 @@ def make_runner(
     sqlite_databases: tuple[str, ...] = (),
 ) -> ComponentRunner:
     """Build (cached) and load the probe component `probe` with the given permissions."""
-    source = build_component(COMPONENTS_DIR / probe)
-    spec = ComponentSpec(
-        id=probe.replace("_", "-"),
-        source=source,
-        environment={},
+    spec = make_spec(
+        probe,
+        component_id=probe.replace("_", "-"),
         allowed_outbound_hosts=allowed_outbound_hosts,
         key_value_stores=(),
         sqlite_databases=sqlite_databases,
-        variables={},
-        build=None,
     )
-    return ComponentRunner(engine(), spec, services, CompileCache(COMPILE_CACHE_DIR))
+    return ComponentRunner(shared_engine(), spec, services, CompileCache(COMPILE_CACHE_DIR))
 
 
 def call(runner: ComponentRunner, body: dict[str, Any]) -> tuple[int, Any]:

@@ -64,6 +64,7 @@ def make_spec(
     environment: Mapping[str, str] | None = None,
     allowed_outbound_hosts: Sequence[str] = (),
     key_value_stores: Sequence[str] = ("default",),
+    sqlite_databases: Sequence[str] = (),
     variables: Mapping[str, str] | None = None,
 ) -> ComponentSpec:
     return ComponentSpec(
@@ -72,7 +73,7 @@ def make_spec(
         environment=dict(environment or {}),
         allowed_outbound_hosts=tuple(allowed_outbound_hosts),
         key_value_stores=tuple(key_value_stores),
-        sqlite_databases=(),
+        sqlite_databases=tuple(sqlite_databases),
         variables=dict(variables or {}),
         build=None,
     )
