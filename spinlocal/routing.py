@@ -65,7 +65,9 @@ class Route:
 
     def match(self, path: str) -> tuple[dict[str, str], str] | None:
         """Match `path` (no query); return (named captures, wildcard capture) or None."""
-        parts = path.strip("/").split("/") if path.strip("/") else []
+        return self._match_parts(_path_parts(path))
+
+    def _match_parts(self, parts: list[str]) -> tuple[dict[str, str], str] | None:
         captures: dict[str, str] = {}
         for index, segment in enumerate(self.segments):
             if segment == "*":
@@ -81,6 +83,12 @@ class Route:
         if len(parts) != len(self.segments):
             return None
         return captures, ""
+
+
+def _path_parts(path: str) -> list[str]:
+    """Split a path into its segments, ignoring leading and trailing slashes."""
+    stripped = path.strip("/")
+    return stripped.split("/") if stripped else []
 
 
 def _compare_specificity(a: Route, b: Route) -> int:
@@ -141,10 +149,11 @@ class Router:
 
     def route(self, path: str) -> RouteMatch | None:
         """Return the match for `path` (the path part of the URL only), or None for 404."""
+        parts = _path_parts(path)  # split once, not once per route
         best: Route | None = None
         best_captures: tuple[dict[str, str], str] | None = None
         for candidate in self.routes:
-            captures = candidate.match(path)
+            captures = candidate._match_parts(parts)
             if captures is None:
                 continue
             if best is None or _compare_specificity(candidate, best) < 0:
