@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import subprocess
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,13 +29,14 @@ from devtools.paths import (
     STATE_DIR,
     venv_python,
 )
-from devtools.processes import port_in_use, stop_process, wait_for_http
+from devtools.processes import can_listen, port_in_use, stop_process, wait_for_http
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LISTEN = "127.0.0.1:3000"
 DEFAULT_IDP_PORT = 8765
 DEFAULT_AUDIENCE = "code-things"
+HEALTH_PATH = "/.well-known/spin/health"
 
 
 @dataclass(frozen=True)
@@ -46,17 +51,49 @@ class LocalSettings:
     def from_environ(cls) -> LocalSettings:
         """Read CODETHINGS_LISTEN, CODETHINGS_IDP_PORT and CODETHINGS_AUDIENCE."""
         port_text = os.environ.get("CODETHINGS_IDP_PORT", str(DEFAULT_IDP_PORT))
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        if not _is_port(port_text):
             raise DevError(f"CODETHINGS_IDP_PORT={port_text!r} is not a TCP port number (1-65535)")
-        return cls(
+        settings = cls(
             listen=os.environ.get("CODETHINGS_LISTEN", DEFAULT_LISTEN),
             idp_port=int(port_text),
             audience=os.environ.get("CODETHINGS_AUDIENCE", DEFAULT_AUDIENCE),
         )
+        host, _, listen_port = settings.listen.rpartition(":")
+        if not host.strip("[]") or not _is_port(listen_port):
+            raise DevError(
+                f"CODETHINGS_LISTEN={settings.listen!r} is not HOST:PORT with a port of "
+                "1-65535, such as 127.0.0.1:3000"
+            )
+        return settings
+
+    @property
+    def listen_host(self) -> str:
+        """The host of `listen` without IPv6 brackets."""
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def listen_port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+    @property
+    def base_url(self) -> str:
+        host = self.listen_host
+        return f"http://[{host}]:{self.listen_port}" if ":" in host else f"http://{self.listen}"
+
+    @property
+    def health_url(self) -> str:
+        """The app's health endpoint, on loopback when the app listens on every address."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.listen_host, self.listen_host)
+        authority = f"[{host}]" if ":" in host else host
+        return f"http://{authority}:{self.listen_port}{HEALTH_PATH}"
 
     @property
     def idp_origin(self) -> str:
         return f"http://127.0.0.1:{self.idp_port}"
+
+
+def _is_port(text: str) -> bool:
+    return text.isdigit() and 0 < int(text) < 65536
 
 
 def idp_variables(settings: LocalSettings) -> dict[str, str]:
@@ -134,8 +171,45 @@ def token_command(settings: LocalSettings, subject: str) -> list[str]:
     ]
 
 
+def token_hint(settings: LocalSettings, subject: str, *, silent: bool = False) -> str:
+    """Return the `make token` command, with the settings that differ from the defaults.
+
+    `silent` adds `-s`, so that make prints only the token, for use inside `$(...)`.
+    """
+    changed = []
+    if settings.idp_port != DEFAULT_IDP_PORT:
+        changed.append(f"CODETHINGS_IDP_PORT={settings.idp_port}")
+    if settings.audience != DEFAULT_AUDIENCE:
+        changed.append(f"CODETHINGS_AUDIENCE={shlex.quote(settings.audience)}")
+    make = "make -s" if silent else "make"
+    return " ".join([*changed, f"{make} token SUB={shlex.quote(subject)}"])
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen[bytes]) -> bool:
+    """Poll `url` until it returns 200 (True) or `process` exits (False).
+
+    There is no time limit, because spinlocal compiles the components before it
+    listens, which can take minutes on a slow machine. Ctrl-C ends the wait.
+    """
+    while process.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    return False
+
+
 def run_up(settings: LocalSettings) -> int:
     """Start the identity provider, then run spinlocal in the foreground until it stops."""
+    if not can_listen(settings.listen_host, settings.listen_port):
+        raise DevError(
+            f"{settings.listen} is already in use or cannot be bound, so the app cannot "
+            "start; stop the process listening there (an earlier 'make up'?) or set "
+            "CODETHINGS_LISTEN to a free HOST:PORT"
+        )
     if port_in_use("127.0.0.1", settings.idp_port):
         raise DevError(
             f"port {settings.idp_port} on 127.0.0.1 is already in use, so the local identity "
@@ -153,8 +227,14 @@ def run_up(settings: LocalSettings) -> int:
         wait_for_http(
             f"{settings.idp_origin}/.well-known/jwks.json", idp, "local identity provider", 30
         )
-        _print_banner(settings)
+        log.info(
+            "starting the app on %s; spinlocal compiles the components before it accepts "
+            "requests, which takes tens of seconds on the first run",
+            settings.base_url,
+        )
         app = subprocess.Popen(spinlocal_up_command(settings, variables), cwd=REPO_ROOT)
+        if wait_until_healthy(settings.health_url, app):
+            _print_banner(settings)
         return app.wait()
     finally:
         # Ctrl-C reaches every process in the terminal's process group, so the app is
@@ -166,10 +246,10 @@ def run_up(settings: LocalSettings) -> int:
 
 def _print_banner(settings: LocalSettings) -> None:
     print(
-        f"\nCode Things: http://{settings.listen}  (identity provider: {settings.idp_origin})\n"
-        "Get a token in another terminal:  make token SUB=alice\n"
-        f'Then:  curl -H "Authorization: Bearer $(make -s token SUB=alice)" '
-        f"http://{settings.listen}/api/profile/me\n"
+        f"\nCode Things: {settings.base_url}  (identity provider: {settings.idp_origin})\n"
+        f"Get a token in another terminal:  {token_hint(settings, 'alice')}\n"
+        f'Then:  curl -H "Authorization: Bearer $({token_hint(settings, "alice", silent=True)})" '
+        f"{settings.base_url}/api/profile/me\n"
         "Stop with Ctrl-C.\n",
         flush=True,
     )

@@ -39,6 +39,18 @@ def port_in_use(host: str, port: int) -> bool:
         return probe.connect_ex((host, port)) == 0
 
 
+def can_listen(host: str, port: int) -> bool:
+    """Tell whether a server could bind host:port now, as spinlocal's own check does."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def wait_for_http(url: str, process: subprocess.Popen[bytes], name: str, timeout_s: float) -> None:
     """Poll `url` until it returns 200, raising if `process` exits or `timeout_s` passes."""
     deadline = time.monotonic() + timeout_s

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -14,15 +17,17 @@ SCRIPTS_DIR = REPO_ROOT / "scripts"
 if str(SCRIPTS_DIR) not in sys.path:
     sys.path.insert(0, str(SCRIPTS_DIR))
 
-from devtools import DevError, processes
+from devtools import DevError, local_app, processes
 from devtools.components import build_targets, read_manifest, sources_digest
 from devtools.environments import is_current, requirements_digest
 from devtools.local_app import (
     LocalSettings,
     idp_variables,
+    run_up,
     select_declared,
     spinlocal_up_command,
     token_command,
+    token_hint,
 )
 from devtools.testing import DEFAULT_POSTGRES_ADMIN_URL, postgres_test_environment
 
@@ -281,3 +286,113 @@ def _record_run(
         return subprocess.CompletedProcess(command, returncode, "", stderr)
 
     return run
+
+
+@pytest.mark.parametrize("listen", ["3000", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:0", ":3000"])
+def test_local_settings_reject_bad_listen(listen: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CODETHINGS_LISTEN", listen)
+    with pytest.raises(DevError, match="CODETHINGS_LISTEN"):
+        LocalSettings.from_environ()
+
+
+@pytest.mark.parametrize(
+    ("listen", "base_url", "health_url"),
+    [
+        ("127.0.0.1:3000", "http://127.0.0.1:3000", "http://127.0.0.1:3000"),
+        ("[::1]:3001", "http://[::1]:3001", "http://[::1]:3001"),
+        ("0.0.0.0:3002", "http://0.0.0.0:3002", "http://127.0.0.1:3002"),
+    ],
+)
+def test_local_settings_urls(listen: str, base_url: str, health_url: str) -> None:
+    settings = LocalSettings(listen=listen)
+    assert settings.base_url == base_url
+    assert settings.health_url == f"{health_url}/.well-known/spin/health"
+
+
+def test_token_hint_defaults() -> None:
+    assert token_hint(LocalSettings(), "alice") == "make token SUB=alice"
+
+
+def test_token_hint_names_changed_settings() -> None:
+    settings = LocalSettings(idp_port=8800, audience="my api")
+    hint = token_hint(settings, "alice")
+    assert hint == "CODETHINGS_IDP_PORT=8800 CODETHINGS_AUDIENCE='my api' make token SUB=alice"
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+def test_run_up_app_port_busy(busy_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local_app.subprocess, "Popen", _fail_if_called)
+    settings = LocalSettings(listen=f"127.0.0.1:{busy_port}", idp_port=_free_port())
+    with pytest.raises(DevError, match="CODETHINGS_LISTEN"):
+        run_up(settings)
+
+
+class FakeProcess:
+    """A child process that runs until `wait` and exits with `returncode`."""
+
+    def __init__(self, returncode: int | None = None) -> None:
+        self.pid = 4242
+        self.returncode = returncode
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.returncode = 0 if self.returncode is None else self.returncode
+        return self.returncode
+
+    def terminate(self) -> None:
+        self.returncode = -15
+
+
+@pytest.mark.parametrize("healthy", [True, False])
+def test_run_up_banner_after_health(
+    healthy: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(local_app.subprocess, "Popen", lambda *args, **kwargs: FakeProcess())
+    monkeypatch.setattr(local_app, "wait_for_http", lambda *args: None)
+    monkeypatch.setattr(local_app, "wait_until_healthy", lambda url, process: healthy)
+    settings = LocalSettings(listen=f"127.0.0.1:{_free_port()}", idp_port=_free_port())
+    assert run_up(settings) == 0
+    banner_shown = f"Code Things: {settings.base_url}" in capsys.readouterr().out
+    assert banner_shown is healthy
+
+
+class HealthHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/.well-known/spin/health" else 404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_wait_until_healthy_returns_true() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), HealthHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/.well-known/spin/health"
+        assert local_app.wait_until_healthy(url, FakeProcess())  # type: ignore[arg-type]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_wait_until_healthy_process_exited() -> None:
+    url = f"http://127.0.0.1:{_free_port()}/.well-known/spin/health"
+    assert not local_app.wait_until_healthy(url, FakeProcess(returncode=1))  # type: ignore[arg-type]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
