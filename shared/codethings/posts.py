@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .db import Database, Row, utc_timestamp
-from .validation import PostInput
+from .validation import PostInput, ordered_post_data
 
 _COLUMNS = "id, author_id, content, type, data, visibility, created_at, updated_at"
 
@@ -49,7 +49,7 @@ def _from_row(row: Row) -> Post:
         author_id=str(row["author_id"]),
         content=str(row["content"]),
         type=str(row["type"]),
-        data=data if isinstance(data, dict) else {},
+        data=ordered_post_data(data) if isinstance(data, dict) else {},
         visibility=str(row["visibility"]),
         created_at=str(row["created_at"]),
         updated_at=str(row["updated_at"]),

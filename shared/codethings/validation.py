@@ -37,6 +37,8 @@ MAX_AVATAR_CHARS = 256
 MAX_CONTENT_CHARS = 10_000
 POST_TYPES = ("permalink-range",)
 VISIBILITIES = ("public", "followers")
+# The keys of a permalink-range `data` object, in the order responses list them.
+POST_DATA_FIELDS = ("url", "start_line", "end_line")
 MAX_PERMALINK_URL_CHARS = 2_048
 MAX_LINE_NUMBER = 1_000_000
 MAX_RANGE_LINES = 1_000
@@ -159,7 +161,20 @@ def parse_post(body: Mapping[str, object], sub: str) -> PostInput:
         raise validation_problem(errors)
     assert isinstance(content, str) and isinstance(post_type, str)
     assert isinstance(visibility, str) and isinstance(data, dict)
-    return PostInput(content=content, type=post_type, data=dict(data), visibility=visibility)
+    return PostInput(
+        content=content, type=post_type, data=ordered_post_data(data), visibility=visibility
+    )
+
+
+def ordered_post_data(data: Mapping[str, object]) -> dict[str, object]:
+    """Return a copy of post `data` with its keys in `POST_DATA_FIELDS` order, any others last.
+
+    Responses list the keys in one order whatever order the request or the database used
+    (PostgreSQL's jsonb and the stored JSON text each reorder them).
+    """
+    ordered = {name: data[name] for name in POST_DATA_FIELDS if name in data}
+    ordered.update({name: value for name, value in data.items() if name not in ordered})
+    return ordered
 
 
 def _check_content(content: object) -> str | None:
@@ -182,7 +197,7 @@ def _check_permalink_range(data: object) -> list[FieldError]:
 
     errors = [
         FieldError(f"data.{name}", "is not a known field; allowed: url, start_line, end_line")
-        for name in sorted(set(data) - {"url", "start_line", "end_line"})
+        for name in sorted(set(data) - set(POST_DATA_FIELDS))
     ]
 
     url = data.get("url")

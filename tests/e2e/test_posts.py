@@ -239,3 +239,16 @@ def test_post_timestamps_round_trip(author: User) -> None:
     fetched = author.get(f"/api/post/{post['id']}").json()
     assert fetched["created_at"] == post["created_at"]
     assert fetched["created_at"].endswith("Z")
+
+
+def test_post_data_key_order(author: User) -> None:
+    # The request lists the keys in another order. Every response lists them as the
+    # docs do, whatever order the database stores them in.
+    data = {"end_line": 20, "url": post_body()["data"]["url"], "start_line": 10}
+    expected = ["url", "start_line", "end_line"]
+    created = author.post("/api/post", post_body(data=data)).json()
+    post_path = f"/api/post/{created['id']}"
+    assert list(created["data"]) == expected
+    assert list(author.get(post_path).json()["data"]) == expected
+    assert list(author.put(post_path, post_body(data=data)).json()["data"]) == expected
+    assert list(author.get("/api/post").json()["items"][0]["data"]) == expected

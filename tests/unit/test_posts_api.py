@@ -60,6 +60,18 @@ def test_create_body_fields(call: Caller) -> None:
     assert body["created_at"] == body["updated_at"]
 
 
+def test_data_keys_in_documented_order(call: Caller) -> None:
+    data = {"end_line": 3, "start_line": 1, "url": "https://github.com/o/r/blob/abc/x.py"}
+    expected = ["url", "start_line", "end_line"]
+    created = create(call, data=data)
+    post_path = f"/api/post/{created['id']}"
+    assert isinstance(created["data"], dict)
+    assert list(created["data"]) == expected
+    assert list(json_body(call(ALICE, "GET", post_path))["data"]) == expected
+    updated = json_body(call(ALICE, "PUT", post_path, post_body(data=data)))
+    assert list(updated["data"]) == expected
+
+
 def test_create_without_profile_403(call: Caller) -> None:
     response = call("auth0|carol", "POST", "/api/post", post_body())
     assert response.status == 403
