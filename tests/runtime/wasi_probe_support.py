@@ -12,9 +12,8 @@ from pathlib import Path
 
 from spinlocal.engine import ComponentRunner, HostServices, HttpRequest, HttpResponse
 from spinlocal.http_client import HttpClient
-from spinlocal.manifest import ComponentSpec
 from spinlocal.variables import VariableResolver
-from tests.support.runtime import component_wasm, header, make_runner
+from tests.support.runtime import header, make_runner, make_spec
 
 __all__ = ["get", "header", "local_server", "probe_runner"]
 
@@ -26,15 +25,12 @@ def probe_runner(
     self_authority: str | None = None,
 ) -> ComponentRunner:
     """Build (or reuse) the probe component and return a runner for it."""
-    spec = ComponentSpec(
-        id="wasi-probe",
-        source=component_wasm("wasi_probe"),
-        environment=environment or {},
+    spec = make_spec(
+        "wasi_probe",
+        component_id="wasi-probe",
+        environment=environment,
         allowed_outbound_hosts=allowed_outbound_hosts,
         key_value_stores=(),
-        sqlite_databases=(),
-        variables={},
-        build=None,
     )
     # The probe uses no key-value store or database, so those services stay unset.
     services = HostServices(
