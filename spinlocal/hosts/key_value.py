@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from wasmtime.component import LinkerInstance, Variant
 
+from ..sqlite_files import open_shared_database
 from ._support import OK, add_resource, current, err, ok
 
 if TYPE_CHECKING:
@@ -73,6 +74,11 @@ class KeyValueStore(Protocol):
     def get_keys(self) -> list[str]: ...
 
 
+def _create_table(connection: sqlite3.Connection) -> None:
+    connection.execute(_SCHEMA)
+    connection.commit()
+
+
 class SqliteKeyValueStore:
     """A store kept in Spin's SQLite layout; several processes may share the file."""
 
@@ -85,14 +91,9 @@ class SqliteKeyValueStore:
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                connection = sqlite3.connect(
-                    self.path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+                connection = open_shared_database(
+                    self.path, SQLITE_BUSY_TIMEOUT_MS / 1000, initialize=_create_table
                 )
-                connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-                connection.execute("PRAGMA journal_mode = WAL")
-                connection.execute(_SCHEMA)
-                connection.commit()
             except (sqlite3.Error, OSError) as error:
                 raise KeyValueError(
                     "other", f"cannot open key-value store {self.name!r} at {self.path}: {error}"

@@ -30,6 +30,7 @@ from wasmtime.component import Record, ResourceAny, ResourceHost, Variant
 
 from spinlocal.hosts._support import add_resource, current, err, ok
 from spinlocal.runtime_config import RuntimeConfig, SqliteDatabaseConfig
+from spinlocal.sqlite_files import open_shared_database
 
 if TYPE_CHECKING:
     from spinlocal.engine import HostState
@@ -169,12 +170,8 @@ class SqliteDatabases:
     def _connect(self, label: str) -> sqlite3.Connection:
         path = self.paths[label]
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None leaves transactions to the guest's own BEGIN/COMMIT.
-            db = sqlite3.connect(
-                path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
-            )
-            db.execute("PRAGMA journal_mode=WAL")
+            db = open_shared_database(path, self.busy_timeout, isolation_level=None)
         except (OSError, sqlite3.Error) as error:
             logger.warning("opening SQLite database %r at %s failed: %s", label, path, error)
             raise SqliteError("io", f"opening database {label!r} at {path} failed: {error}") from error

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import sqlite3
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -178,6 +179,32 @@ def test_kv_concurrent_processes(tmp_path: Path) -> None:
 
     assert [worker.exitcode for worker in workers] == [0, 0]
     assert len(keys) == 300
+
+
+def test_kv_simultaneous_first_opens(tmp_path: Path) -> None:
+    # Worker processes open a new store file at the same moment when the first requests
+    # arrive; each connection here plays one worker.
+    failures: list[BaseException] = []
+    for attempt in range(40):
+        state_dir = tmp_path / f"state{attempt}"
+        barrier = threading.Barrier(6)
+
+        def first_request(state_dir: Path = state_dir, barrier: threading.Barrier = barrier) -> None:
+            store = KeyValueStores(state_dir).open("default")
+            barrier.wait()
+            try:
+                store.get_keys()
+                store.set("key", b"value")
+            except KeyValueError as error:
+                failures.append(error)
+
+        threads = [threading.Thread(target=first_request) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+
+    assert failures == []
 
 
 @pytest.fixture
