@@ -22,6 +22,7 @@ insensitive and Spin's URL parser lower-cases the requested host anyway.
 from __future__ import annotations
 
 import ipaddress
+import re
 import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -349,6 +350,19 @@ def parse_url(url: str, default_scheme: str | None = None) -> tuple[str, str, in
     return parts.scheme.lower(), hostname.lower(), port
 
 
+# libpq quotes the part of a connection string that it cannot parse.
+_QUOTED_TEXT = re.compile(r'"[^"]*"')
+
+
+def conninfo_error_message(error: ProgrammingError) -> str:
+    """Return libpq's parse error for a connection string with every quoted part masked.
+
+    libpq quotes the offending part of the string, sometimes the whole URL, and that part
+    can contain the password, so this message is safe for logs and guest-visible errors.
+    """
+    return _QUOTED_TEXT.sub('"..."', str(error).strip())
+
+
 def postgres_addresses(conn_str: str) -> list[tuple[str, int | None]]:
     """Return the (host, port) pairs a libpq connection string would connect to.
 
@@ -360,7 +374,7 @@ def postgres_addresses(conn_str: str) -> list[tuple[str, int | None]]:
     try:
         params = conninfo_to_dict(conn_str)
     except ProgrammingError as error:
-        raise ValueError(f"invalid connection string: {error}") from error
+        raise ValueError(f"invalid connection string: {conninfo_error_message(error)}") from error
 
     hosts = [h for h in str(params.get("host") or params.get("hostaddr") or "").split(",") if h]
     if not hosts:

@@ -51,7 +51,7 @@ from spinlocal.hosts.postgres_v4 import (
     ParameterConversionError,
     query_error_to_wit,
 )
-from spinlocal.outbound_hosts import postgres_addresses
+from spinlocal.outbound_hosts import conninfo_error_message, postgres_addresses
 
 if TYPE_CHECKING:
     from spinlocal.engine import HostState
@@ -221,7 +221,7 @@ class PostgresConnections:
             conninfo = make_conninfo(address, **options)
         except psycopg.ProgrammingError as error:  # a malformed connection string
             raise PostgresError(
-                "connection-failed", f"invalid connection string: {error}"
+                "connection-failed", f"invalid connection string: {conninfo_error_message(error)}"
             ) from error
 
         started = time.perf_counter()

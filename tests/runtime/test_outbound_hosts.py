@@ -292,3 +292,17 @@ def test_postgres_missing_host_rejected() -> None:
 def test_postgres_garbage_rejected() -> None:
     with pytest.raises(ValueError, match="invalid connection string"):
         postgres_addresses("nonsense")
+
+
+@pytest.mark.parametrize(
+    "conn_str",
+    [
+        "postgres://user:s3cret@[::1/db",  # libpq quotes the whole URL
+        "postgres://user:s3c%zzret@host/db",  # libpq quotes the bad token
+        "postgres://user:s3c ret@host/db",  # libpq quotes the text with the space
+    ],
+)
+def test_postgres_parse_error_hides_password(conn_str: str) -> None:
+    with pytest.raises(ValueError, match="invalid connection string") as raised:
+        postgres_addresses(conn_str)
+    assert "s3c" not in str(raised.value)
