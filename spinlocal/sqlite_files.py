@@ -30,28 +30,29 @@ def open_shared_database(
     locked for longer than `timeout_s` seconds.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    # `timeout` sets SQLite's busy timeout, which later statements wait for on a lock.
     connection = sqlite3.connect(
         path, timeout=timeout_s, isolation_level=isolation_level, check_same_thread=False
     )
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            connection.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
             (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
             if str(mode).lower() != "wal":
                 connection.execute("PRAGMA journal_mode = WAL")
             if initialize is not None:
                 initialize(connection)
             return connection
-        except sqlite3.OperationalError as error:
-            if connection.in_transaction:
-                connection.rollback()
-            if not _is_lock_error(error) or time.monotonic() >= deadline:
-                connection.close()
-                raise
-            time.sleep(RETRY_INTERVAL_S)
+        except sqlite3.Error as error:
+            if _is_lock_error(error) and time.monotonic() < deadline:
+                if connection.in_transaction:
+                    connection.rollback()
+                time.sleep(RETRY_INTERVAL_S)
+                continue
+            connection.close()
+            raise
 
 
-def _is_lock_error(error: sqlite3.OperationalError) -> bool:
+def _is_lock_error(error: sqlite3.Error) -> bool:
     message = str(error).lower()
     return "locked" in message or "busy" in message
