@@ -125,10 +125,21 @@ def utc_timestamp(moment: datetime) -> str:
 
 
 def postgres_host(db_url: str) -> str:
-    """Return `host[:port]` of a `postgres://` URL, for log lines that must not show a password."""
-    rest = db_url.split("://", 1)[-1]
-    authority = rest.split("/", 1)[0]
-    return authority.rsplit("@", 1)[-1]
+    """Return `host[:port]` of a connection string, for log lines that must not show a password.
+
+    Both forms that Spin accepts are read: a `postgres://` URL, and a libpq keyword string
+    such as `host=db port=5432 password=...`, of which only `host` (or `hostaddr`) and
+    `port` are returned. A keyword string without a host gives `?`.
+    """
+    if "://" in db_url:
+        rest = db_url.split("://", 1)[1]
+        authority = rest.split("/", 1)[0].split("?", 1)[0]
+        return authority.rsplit("@", 1)[-1]
+
+    words = dict(word.partition("=")[::2] for word in db_url.split())
+    host = words.get("host") or words.get("hostaddr") or "?"
+    port = words.get("port")
+    return f"{host}:{port}" if port else host
 
 
 if sys.platform == "wasi":

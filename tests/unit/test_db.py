@@ -91,6 +91,10 @@ def test_error_sqlite_open_unavailable() -> None:
         ("postgres://user:secret@db.example.com:5432/app", "db.example.com:5432"),
         ("postgres://db.example.com/app", "db.example.com"),
         ("postgres://u:p@ss@127.0.0.1", "127.0.0.1"),
+        ("postgres://db.example.com?password=secret", "db.example.com"),
+        ("host=db.example.com port=5433 user=app password=secret", "db.example.com:5433"),
+        ("user=app password=secret hostaddr=10.0.0.5", "10.0.0.5"),
+        ("password=secret dbname=app", "?"),
     ],
 )
 def test_postgres_host_hides_password(url: str, host: str) -> None:
