@@ -1,12 +1,14 @@
 """The HTTP front end: gunicorn 23 worker processes, each serving one `LocalApp`.
 
-Workers are gthread workers with a few threads each, so a client that is slow to send its
-request headers or body occupies one thread and never the whole worker. The component
-runners and stores are not thread safe, so each worker serves one request at a time
-inside the runtime (`WsgiFrontEnd` holds a lock around `LocalApp.handle`) while keeping
-HTTP/1.1 connections alive. Each worker builds its own engine and `LocalApp` after the
-fork. The caller warms the compile cache before starting the server, so workers only
-load compiled components.
+Workers are gthread workers with `ServerOptions.threads` threads each, so a client that
+is slow to send its request headers or body occupies one thread while the others keep
+serving. NOTE: gunicorn 23 reads a request on a blocking socket without a timeout, so as
+many stalled clients as a worker has threads block that worker until they disconnect.
+The component runners and stores are not thread safe, so each worker serves one request
+at a time inside the runtime (`WsgiFrontEnd` holds a lock around `LocalApp.handle`)
+while keeping HTTP/1.1 connections alive. Each worker builds its own engine and
+`LocalApp` after the fork. The caller warms the compile cache before starting the
+server, so workers only load compiled components.
 
 SIGTERM and SIGINT both stop the server gracefully: workers stop accepting, finish the
 requests in flight (up to `graceful_timeout` seconds) and the master exits with 0.
