@@ -356,7 +356,9 @@ if sys.platform == "wasi":
                 )
                 response = serve(self.routes, incoming, _open_spin_context)
             except Exception:
-                logger.exception("%s %s failed outside its handler", request.method, request.uri)
+                # The path only, because a query string can carry a token.
+                path = request.uri.partition("?")[0]
+                logger.exception("%s %s failed outside its handler", request.method, path)
                 response = problem_response(
                     ProblemError(
                         500, "Internal Server Error", "The server failed to handle the request."
