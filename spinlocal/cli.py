@@ -17,11 +17,18 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from spinlocal import __version__
 from spinlocal.manifest import AppManifest, ManifestError, load_manifest
+from spinlocal.routing import Router
 from spinlocal.runtime_config import RuntimeConfig, RuntimeConfigError, load_runtime_config
 from spinlocal.variables import VariableError, VariableResolver, parse_variable_options
+
+if TYPE_CHECKING:
+    # Imported for annotations only: spinlocal.app imports wasmtime, which the build
+    # environment that runs `spinlocal build` does not have.
+    from spinlocal.app import AppOptions
 
 log = logging.getLogger("spinlocal")
 
@@ -290,15 +297,13 @@ def _configure_logging(level: int | str) -> None:
 def _serve(
     manifest: AppManifest,
     runtime_config: RuntimeConfig,
-    options: object,
+    options: AppOptions,
     state_dir: Path,
     args: argparse.Namespace,
 ) -> int:
-    from spinlocal.app import AppOptions, LocalApp
-    from spinlocal.routing import Router
+    from spinlocal.app import LocalApp
     from spinlocal.server import Server, ServerOptions
 
-    assert isinstance(options, AppOptions)
     host, port = args.listen
     router = Router(manifest.http_triggers, manifest.http_base)
 
@@ -319,11 +324,8 @@ def _serve(
     return 0
 
 
-def _first_path(router: object) -> str:
+def _first_path(router: Router) -> str:
     """Return the first route path a browser can open as is (no `:name` segments)."""
-    from spinlocal.routing import Router
-
-    assert isinstance(router, Router)
     for route in router.routes:
         if ":" not in route.display_path:
             return route.display_path
