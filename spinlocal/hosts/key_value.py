@@ -65,13 +65,14 @@ class KeyValueError(Exception):
 
 
 class KeyValueStore(Protocol):
-    """One opened store; every method may raise `KeyValueError("other", ...)`."""
+    """One opened store; every method but `close` may raise `KeyValueError("other", ...)`."""
 
     def get(self, key: str) -> bytes | None: ...
     def set(self, key: str, value: bytes) -> None: ...
     def delete(self, key: str) -> None: ...
     def exists(self, key: str) -> bool: ...
     def get_keys(self) -> list[str]: ...
+    def close(self) -> None: ...
 
 
 def _create_table(connection: sqlite3.Connection) -> None:
@@ -256,9 +257,7 @@ class KeyValueStores:
             stores = list(self._stores.values())
             self._stores.clear()
         for store in stores:
-            close = getattr(store, "close", None)
-            if callable(close):
-                close()
+            store.close()
 
 
 def open_for_component(host: HostState, label: str) -> KeyValueStore:
