@@ -350,11 +350,13 @@ class ComponentRunner:
 
         host = self.host
         limit = self.services.max_body_bytes
+        # Log lines name the path only, because a query string can carry a token.
+        path = request.path_with_query.partition("?")[0]
         if len(request.body) > limit:
             host.log.warning(
                 "%s %s: request body of %d bytes exceeds the limit of %d bytes; responding 413",
                 request.method,
-                request.path_with_query,
+                path,
                 len(request.body),
                 limit,
             )
@@ -380,7 +382,7 @@ class ComponentRunner:
                 context.table.pop(incoming.rep)
             return http_host.collect_response(context, outparam.state, limit)
         except http_host.ResponseError as error:
-            host.log.error("%s %s failed: %s", request.method, request.path_with_query, error)
+            host.log.error("%s %s failed: %s", request.method, path, error)
             return _plain_response(500, "internal server error\n")
         except Exception as error:  # a trap, a guest exception or a host bug
             if _response_overflow(outparam):
@@ -388,7 +390,7 @@ class ComponentRunner:
                     "%s %s failed: the response body is larger than the limit of %d bytes "
                     "(the component then failed with %s)",
                     request.method,
-                    request.path_with_query,
+                    path,
                     limit,
                     describe_failure(error),
                 )
@@ -396,7 +398,7 @@ class ComponentRunner:
             host.log.error(
                 "%s %s failed in component %s: %s",
                 request.method,
-                request.path_with_query,
+                path,
                 self.spec.id,
                 describe_failure(error),
                 exc_info=not _is_guest_failure(error),
@@ -408,7 +410,7 @@ class ComponentRunner:
             host.log.debug(
                 "%s %s served in %.1f ms",
                 request.method,
-                request.path_with_query,
+                path,
                 (time.perf_counter() - started) * 1000,
             )
 

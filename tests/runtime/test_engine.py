@@ -51,6 +51,18 @@ def test_runner_trap_gives_500(runner: ComponentRunner, caplog: pytest.LogCaptur
     assert any("GET /trap failed in component probe" in r.getMessage() for r in caplog.records)
 
 
+def test_runner_failure_log_hides_query(
+    runner: ComponentRunner, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="spinlocal.component.probe"):
+        response = call(runner, "/trap?access_token=s3cret")
+
+    messages = [record.getMessage() for record in caplog.records]
+    assert response.status == 500
+    assert any("GET /trap failed in component probe" in message for message in messages)
+    assert not any("s3cret" in message for message in messages)
+
+
 def test_runner_recovers_after_trap(runner: ComponentRunner) -> None:
     assert call(runner, "/trap").status == 500
 
