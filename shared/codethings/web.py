@@ -88,8 +88,9 @@ class Route:
     """A path pattern such as `/api/profile/{handle}` and the handler of each method.
 
     A `{name}` segment matches any one non-empty path segment, percent-decoded. Other
-    segments match literally, and one trailing slash on the path is ignored. `serve` tries routes in order, so list literal routes
-    (`/api/profile/me`) before patterns that would also match them.
+    segments match literally, and one trailing slash on the path is ignored. `serve` tries
+    routes in order, so list literal routes (`/api/profile/me`) before patterns that would
+    also match them.
     """
 
     pattern: str
