@@ -219,7 +219,13 @@ class LocalApp:
 
     def close(self) -> None:
         """Release the worker's stores and connections."""
-        for service in (self.services.key_value, self.services.sqlite, self.services.postgres):
+        services = self.services
+        for service in (
+            services.key_value,
+            services.sqlite,
+            services.postgres,
+            services.http_client,
+        ):
             close = getattr(service, "close", None)
             if callable(close):
                 try:
