@@ -8,8 +8,9 @@ Steps, each bounded by a request count and a time limit:
    folder (cached start: loads the compiled component); both times are measured from
    process start until the health endpoint responds;
 3. on the cached server, with its default worker count (or the options given with
-   --spinlocal-arg) and a fresh component instance per request: latency of `GET /` from one sequential keep-alive client, then
-   throughput from --clients concurrent keep-alive clients;
+   --spinlocal-arg) and a fresh component instance per request: latency of `GET /` from
+   one sequential keep-alive client, then throughput from --clients concurrent
+   keep-alive clients;
 4. body throughput: 1 MB and 9 MB request bodies (POST /upload), response bodies
    (GET /download?size=N) and both (POST /echo);
 5. after the server stops: `ComponentRunner.handle` in this process, without HTTP, and

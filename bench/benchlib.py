@@ -28,6 +28,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import NoReturn
 
+from spinlocal.engine import CACHE_DIR_NAME
 from spinlocal.testing import free_port
 from spinlocal.testing import stop as stop_process
 
@@ -39,7 +40,6 @@ HELLO_MANIFEST = HELLO_DIR / "spin.toml"
 HELLO_WASM = HELLO_DIR / "app.wasm"
 # Compiled components shared by the benchmark runs, keyed by each .wasm file's digest.
 BENCH_COMPILE_CACHE = REPO_ROOT / "build" / "bench-compile-cache"
-CACHE_DIR_NAME = "spinlocal-cache"  # spinlocal.engine.CACHE_DIR_NAME
 HEALTH_PATH = "/.well-known/spin/health"
 
 EXIT_OK = 0
