@@ -84,12 +84,11 @@ def command_lint(args: argparse.Namespace) -> int:
 
 
 def command_bench(args: argparse.Namespace) -> int:
-    """Run bench/run.py if it exists, otherwise every bench/bench_*.py in name order."""
+    """Run every bench/bench_*.py in name order; fail if any of them fails."""
     bench_dir = REPO_ROOT / "bench"
-    runner = bench_dir / "run.py"
-    scripts = [runner] if runner.is_file() else sorted(bench_dir.glob("bench_*.py"))
+    scripts = sorted(bench_dir.glob("bench_*.py"))
     if not scripts:
-        raise DevError(f"no benchmark found: {bench_dir} has neither run.py nor bench_*.py")
+        raise DevError(f"no benchmark found: {bench_dir} has no bench_*.py")
     environments.ensure_all()
     ensure_postgres()
     build()
