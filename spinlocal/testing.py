@@ -2,10 +2,12 @@
 
 from spinlocal.testing import run_app
 
-def test_profile(tmp_path):
-    with run_app("spin.toml", variables={"auth_domain": "127.0.0.1:9000"},
-                 state_dir=tmp_path) as base_url:
-        assert urllib.request.urlopen(base_url + "/api/profile").status == 200
+def test_profile_needs_token(tmp_path):
+    variables = {"auth_domain": "127.0.0.1:9000", "auth_audience": "code-things"}
+    with run_app("spin.toml", variables=variables, state_dir=tmp_path) as base_url:
+        with pytest.raises(urllib.error.HTTPError) as raised:
+            urllib.request.urlopen(base_url + "/api/profile/me")
+        assert raised.value.code == 401
 """
 
 from __future__ import annotations
