@@ -7,14 +7,10 @@ from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 import pytest
+import yaml  # type: ignore[import-untyped]
 
 from .conftest import REPO_ROOT, load_component_module
 from .handler_support import Caller, ContextFactory, json_body
-
-try:
-    import yaml  # type: ignore[import-untyped]
-except ImportError:  # pragma: no cover - reported as a failure below
-    yaml = None
 
 OPENAPI_PATH = REPO_ROOT / "docs" / "openapi.yaml"
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
@@ -23,10 +19,6 @@ COMPONENT_DIRS = ("profile_api", "posts_api")
 
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
-    if yaml is None:
-        pytest.fail(
-            "PyYAML is not installed; install it (pip install PyYAML) to read docs/openapi.yaml"
-        )
     loaded = yaml.safe_load(Path(OPENAPI_PATH).read_text(encoding="utf-8"))
     assert isinstance(loaded, dict)
     return loaded
