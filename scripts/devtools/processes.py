@@ -87,15 +87,24 @@ def stop_process(process: subprocess.Popen[bytes], name: str, timeout_s: float =
         process.wait()
 
 
+def version_key(version: str) -> tuple[int, ...]:
+    """Return a sort key that orders versions such as "9.6" and "16" numerically."""
+    return tuple(int(part) if part.isdigit() else -1 for part in version.split("."))
+
+
 def ensure_postgres(host: str = "127.0.0.1", port: int = 5432, timeout_s: float = 60.0) -> None:
     """Start the local PostgreSQL cluster if nothing accepts connections on host:port, then wait.
 
-    Uses Debian's `pg_ctlcluster` for the one cluster named `main` under /etc/postgresql.
+    Uses Debian's `pg_ctlcluster` for the cluster named `main` of the newest version
+    under /etc/postgresql.
     """
     if _pg_ready(host, port):
         return
 
-    versions = sorted(path.name for path in Path("/etc/postgresql").glob("*") if path.is_dir())
+    versions = sorted(
+        (path.name for path in Path("/etc/postgresql").glob("*") if path.is_dir()),
+        key=version_key,
+    )
     if not versions or shutil.which("pg_ctlcluster") is None:
         raise DevError(
             f"PostgreSQL does not accept connections on {host}:{port} and no Debian cluster was found "

@@ -211,6 +211,10 @@ def test_parse_args_rejects_unknown_for_up() -> None:
         dev.parse_args(["up", "-x"])
 
 
+def test_version_key_orders_numerically() -> None:
+    assert sorted(["16", "9.6", "15", "10"], key=processes.version_key) == ["9.6", "10", "15", "16"]
+
+
 def test_ensure_redis_already_listening(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(processes, "port_in_use", lambda host, port: True)
     monkeypatch.setattr(processes.subprocess, "run", _fail_if_called)
