@@ -85,7 +85,7 @@ class HttpClient:
                 response = self._exchange(connection, request)
             except _Timeout as timeout:
                 connection.close()
-                raise OutboundError(Variant(timeout.code), f"{request.url}: timed out") from None
+                raise OutboundError(Variant(timeout.code), f"{request.url_for_log}: timed out") from None
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as error:
                 connection.close()
                 if reused and attempt == 0:
@@ -98,7 +98,7 @@ class HttpClient:
             except http.client.InvalidURL as error:
                 connection.close()
                 raise OutboundError(
-                    Variant("HTTP-request-URI-invalid"), f"{request.url}: {error}"
+                    Variant("HTTP-request-URI-invalid"), f"{request.url_for_log}: {error}"
                 ) from None
             except http.client.HTTPException as error:
                 connection.close()
@@ -108,12 +108,12 @@ class HttpClient:
                 raise _tls_error(error) from None
             except OSError as error:
                 connection.close()
-                raise _os_error(error, request.url) from None
+                raise _os_error(error, request.url_for_log) from None
             except ValueError as error:
                 # http.client raises ValueError for control characters in a header.
                 connection.close()
                 raise OutboundError(
-                    Variant("HTTP-protocol-error"), f"{request.url}: {error}"
+                    Variant("HTTP-protocol-error"), f"{request.url_for_log}: {error}"
                 ) from None
 
             self._checkin(origin, connection, response)
@@ -125,7 +125,7 @@ class HttpClient:
         if self.self_authority is None:
             raise OutboundError(
                 internal_error("this runtime does not know the app's own address"),
-                f"{request.url}: requests to the app itself need HttpClient(self_authority=...)",
+                f"{request.url_for_log}: requests to the app itself need HttpClient(self_authority=...)",
             )
         return dataclasses.replace(
             request, scheme="http", authority=self.self_authority, to_self=False
@@ -170,7 +170,7 @@ class HttpClient:
             raise _tls_error(error) from None
         except OSError as error:
             connection.close()
-            raise _os_error(error, request.url) from None
+            raise _os_error(error, request.url_for_log) from None
 
         with self._lock:
             self.connections_opened += 1
@@ -222,7 +222,7 @@ class HttpClient:
         if len(body) > limit:
             raise OutboundError(
                 Variant("HTTP-response-body-size", None),
-                f"{request.url}: response body larger than {limit} bytes",
+                f"{request.url_for_log}: response body larger than {limit} bytes",
             )
 
         headers = [(name.lower(), value.encode("latin-1")) for name, value in reply.getheaders()]

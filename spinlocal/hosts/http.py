@@ -275,6 +275,11 @@ class OutboundRequest:
         authority = "self" if self.to_self else self.authority
         return f"{self.scheme}://{authority}{self.path_with_query}"
 
+    @property
+    def url_for_log(self) -> str:
+        """The URL without its query string, which may carry credentials."""
+        return self.url.partition("?")[0]
+
 
 @dataclass
 class OutboundResponse:
@@ -368,15 +373,17 @@ class FutureIncomingResponse:
             log.debug(
                 "outbound %s %s -> %d in %.1f ms",
                 request.method,
-                request.url,
+                request.url_for_log,
                 response.status,
                 (time.perf_counter() - started) * 1000,
             )
         except OutboundError as error:
-            log.warning("outbound %s %s failed: %s", request.method, request.url, error)
+            log.warning("outbound %s %s failed: %s", request.method, request.url_for_log, error)
             outcome = err(error.code)
         except Exception as error:
-            log.exception("outbound %s %s failed in the host", request.method, request.url)
+            log.exception(
+                "outbound %s %s failed in the host", request.method, request.url_for_log
+            )
             outcome = err(internal_error(f"{type(error).__name__}: {error}"))
 
         if not self.abandoned:

@@ -120,6 +120,19 @@ def test_outbound_refused(runner: ComponentRunner) -> None:
     assert "ConnectionRefused" in result["error"]
 
 
+def test_outbound_failure_log_hides_query(
+    runner: ComponentRunner, caplog: pytest.LogCaptureFixture
+) -> None:
+    target = quote("http://127.0.0.1:9/path?api_key=s3cret", safe="")
+    with caplog.at_level(logging.DEBUG, logger="spinlocal"):
+        result = json.loads(get(runner, f"/outbound?url={target}").body)
+
+    messages = [record.getMessage() for record in caplog.records]
+    assert "ConnectionRefused" in result["error"]
+    assert any("http://127.0.0.1:9/path" in message for message in messages)
+    assert not any("s3cret" in message for message in messages)
+
+
 def test_outbound_denied(runner: ComponentRunner, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="spinlocal.component"):
         result = json.loads(get(runner, "/outbound?url=https://example.com/").body)
