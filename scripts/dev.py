@@ -73,7 +73,7 @@ def command_token(args: argparse.Namespace) -> int:
 def command_test(args: argparse.Namespace) -> int:
     environments.ensure_all()
     ensure_postgres()
-    ensure_redis()
+    ensure_redis(REPO_ROOT / "build" / "redis")
     build()
     return run_pytest(args.passthrough)
 

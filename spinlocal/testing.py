@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO
 
 HEALTH_PATH = "/.well-known/spin/health"
-DEFAULT_START_TIMEOUT = 120.0  # seconds; a cold compile of each component takes 4-5 s
+DEFAULT_START_TIMEOUT = 120.0  # seconds; a cold compile takes 5-15 s per component on 2 cores
 STOP_TIMEOUT = 30.0
 
 

@@ -128,10 +128,13 @@ def ensure_postgres(host: str = "127.0.0.1", port: int = 5432, timeout_s: float 
     )
 
 
-def ensure_redis(host: str = "127.0.0.1", port: int = 6379, timeout_s: float = 30.0) -> None:
+def ensure_redis(
+    work_dir: Path, host: str = "127.0.0.1", port: int = 6379, timeout_s: float = 30.0
+) -> None:
     """Start Redis if nothing accepts connections on host:port, then wait until it does.
 
-    The server keeps nothing on disk and logs to /var/log/redis/ci.log, as in .ci/run.
+    The server keeps nothing on disk; its working folder and log file `redis.log` are in
+    `work_dir`, which is created, so no root rights are needed.
     """
     if port_in_use(host, port):
         return
@@ -142,7 +145,8 @@ def ensure_redis(host: str = "127.0.0.1", port: int = 6379, timeout_s: float = 3
             "installed; install it with 'apt-get install redis-server' or start your own "
             "server on that port"
         )
-    log.info("starting Redis on %s:%d", host, port)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    log.info("starting Redis on %s:%d (log: %s)", host, port, work_dir / "redis.log")
     command = [
         "redis-server",
         "--daemonize",
@@ -156,9 +160,9 @@ def ensure_redis(host: str = "127.0.0.1", port: int = 6379, timeout_s: float = 3
         "--appendonly",
         "no",
         "--dir",
-        "/var/lib/redis",
+        str(work_dir),
         "--logfile",
-        "/var/log/redis/ci.log",
+        str(work_dir / "redis.log"),
     ]
     result = subprocess.run(command, check=False, capture_output=True, text=True)
     if result.returncode != 0:

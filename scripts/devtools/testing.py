@@ -1,4 +1,4 @@
-"""`make test`: the whole pytest suite against real components and a real PostgreSQL."""
+"""`make test`: the whole pytest suite against real components, PostgreSQL and Redis."""
 
 from __future__ import annotations
 

@@ -218,15 +218,16 @@ def test_version_key_orders_numerically() -> None:
 def test_ensure_redis_already_listening(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(processes, "port_in_use", lambda host, port: True)
     monkeypatch.setattr(processes.subprocess, "run", _fail_if_called)
-    processes.ensure_redis()
+    processes.ensure_redis(Path("/nonexistent/redis"))
 
 
-def test_ensure_redis_starts_server(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ensure_redis_starts_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     commands: list[list[str]] = []
+    work_dir = tmp_path / "build" / "redis"
     monkeypatch.setattr(processes, "port_in_use", lambda host, port: bool(commands))
     monkeypatch.setattr(processes.shutil, "which", lambda name: f"/usr/bin/{name}")
     monkeypatch.setattr(processes.subprocess, "run", _record_run(commands))
-    processes.ensure_redis()
+    processes.ensure_redis(work_dir)
     assert commands == [
         [
             "redis-server",
@@ -241,28 +242,29 @@ def test_ensure_redis_starts_server(monkeypatch: pytest.MonkeyPatch) -> None:
             "--appendonly",
             "no",
             "--dir",
-            "/var/lib/redis",
+            str(work_dir),
             "--logfile",
-            "/var/log/redis/ci.log",
+            str(work_dir / "redis.log"),
         ]
     ]
+    assert work_dir.is_dir()
 
 
 def test_ensure_redis_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(processes, "port_in_use", lambda host, port: False)
     monkeypatch.setattr(processes.shutil, "which", lambda name: None)
     with pytest.raises(DevError, match="apt-get install redis-server"):
-        processes.ensure_redis()
+        processes.ensure_redis(Path("/nonexistent/redis"))
 
 
-def test_ensure_redis_start_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ensure_redis_start_fails(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(processes, "port_in_use", lambda host, port: False)
     monkeypatch.setattr(processes.shutil, "which", lambda name: f"/usr/bin/{name}")
     monkeypatch.setattr(
         processes.subprocess, "run", _record_run([], returncode=1, stderr="Can't open the log file")
     )
     with pytest.raises(DevError, match="Can't open the log file"):
-        processes.ensure_redis()
+        processes.ensure_redis(tmp_path / "redis")
 
 
 def test_dev_test_ensures_redis(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -271,7 +273,7 @@ def test_dev_test_ensures_redis(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     monkeypatch.setattr(dev.environments, "ensure_all", lambda: calls.append("env"))
     monkeypatch.setattr(dev, "ensure_postgres", lambda: calls.append("postgres"))
-    monkeypatch.setattr(dev, "ensure_redis", lambda: calls.append("redis"))
+    monkeypatch.setattr(dev, "ensure_redis", lambda work_dir: calls.append("redis"))
     monkeypatch.setattr(dev, "build", lambda: calls.append("build"))
     monkeypatch.setattr(dev, "run_pytest", lambda args: 0)
     assert dev.command_test(dev.parse_args(["test"])) == 0
