@@ -136,6 +136,12 @@ def load_manifest(path: Path | str, *, check_sources: bool = True) -> AppManifes
         raise ManifestError(
             manifest_path, None, "file not found. Pass the manifest's path with -f/--file"
         ) from None
+    except UnicodeDecodeError as error:
+        raise ManifestError(
+            manifest_path,
+            None,
+            f"not valid UTF-8 ({error.reason} at byte {error.start}). Save the file as UTF-8",
+        ) from None
     except OSError as error:
         raise ManifestError(manifest_path, None, f"cannot read the file: {error}") from error
 

@@ -59,6 +59,13 @@ def load_runtime_config(path: Path | str) -> RuntimeConfig:
         raise RuntimeConfigError(
             f"{config_path}: file not found. Check the --runtime-config-file path"
         ) from None
+    except UnicodeDecodeError as error:
+        raise RuntimeConfigError(
+            f"{config_path}: not valid UTF-8 ({error.reason} at byte {error.start}). "
+            "Save the file as UTF-8"
+        ) from None
+    except OSError as error:
+        raise RuntimeConfigError(f"{config_path}: cannot read the file: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise RuntimeConfigError(f"{config_path}: invalid TOML: {error}") from error
 

@@ -111,6 +111,13 @@ def test_missing_file(tmp_path: Path) -> None:
         load_manifest(tmp_path / "nope.toml")
 
 
+def test_manifest_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "spin.toml"
+    path.write_bytes(b"spin_manifest_version = 2\n# caf\xe9\n")
+    with pytest.raises(ManifestError, match="not valid UTF-8"):
+        load_manifest(path)
+
+
 def test_toml_syntax_error_line(tmp_path: Path) -> None:
     message = load_error(tmp_path, "spin_manifest_version = 2\n[application\n")
     assert "invalid TOML" in message

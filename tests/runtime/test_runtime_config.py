@@ -70,3 +70,15 @@ def test_errors(tmp_path: Path, text: str, expected: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(RuntimeConfigError, match="file not found"):
         load_runtime_config(tmp_path / "absent.toml")
+
+
+def test_folder_instead_of_file(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeConfigError, match="cannot read the file"):
+        load_runtime_config(tmp_path)
+
+
+def test_file_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "runtime-config.toml"
+    path.write_bytes(b"\xff\xfe[key_value_store.default]\n")
+    with pytest.raises(RuntimeConfigError, match="not valid UTF-8"):
+        load_runtime_config(path)
