@@ -34,6 +34,7 @@ from gunicorn.http.errors import (  # type: ignore[import-untyped]
     ChunkMissingTerminator,
     InvalidChunkSize,
 )
+from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
 
 from spinlocal.app import LocalApp, payload_too_large
 from spinlocal.engine import HttpRequest, HttpResponse
@@ -216,6 +217,32 @@ def _status_line(status: int) -> str:
         return f"{status} Unknown"
 
 
+class _PipeliningThreadWorker(ThreadWorker):  # type: ignore[misc, unused-ignore]
+    """gunicorn's gthread worker, serving pipelined requests instead of dropping them.
+
+    After a keep-alive response, gunicorn 23 waits for the socket to become readable
+    again. Requests that the client pipelined behind the first one are already in the
+    parser's buffer, so the socket never fires and they get no response until the
+    keep-alive timeout closes the connection. This worker handles the buffered requests
+    in the same thread before it returns the connection to the poller.
+    """
+
+    def handle(self, conn: Any) -> tuple[bool, Any]:
+        keepalive, conn = super().handle(conn)
+        while keepalive and self.alive and _has_buffered_request(conn):
+            keepalive, conn = super().handle(conn)
+        return keepalive, conn
+
+
+def _has_buffered_request(conn: Any) -> bool:
+    parser = getattr(conn, "parser", None)
+    unreader = getattr(parser, "unreader", None)
+    buffer = getattr(unreader, "buf", None)
+    if buffer is None:
+        return False
+    return len(buffer.getvalue()) > 0
+
+
 class _GracefulArbiter(Arbiter):  # type: ignore[misc, unused-ignore]
     """gunicorn's master, with SIGINT (Ctrl-C) stopping as gracefully as SIGTERM."""
 
@@ -244,7 +271,7 @@ class Server(BaseApplication):  # type: ignore[misc, unused-ignore]
         settings: dict[str, Any] = {
             "bind": [_authority(options.host, options.port)],
             "workers": options.workers,
-            "worker_class": "gthread",
+            "worker_class": _PipeliningThreadWorker,
             "threads": options.threads,
             "keepalive": options.keepalive,
             "graceful_timeout": options.graceful_timeout,

@@ -296,6 +296,33 @@ def test_keep_alive(app: tuple[str, Path]) -> None:
     connection.close()
 
 
+def read_until_closed(sock: socket.socket, deadline_s: float) -> bytes:
+    received = b""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            break
+        if not data:
+            break
+        received += data
+    return received
+
+
+def test_pipelined_requests(app: tuple[str, Path]) -> None:
+    host, port = app[0].removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=3) as sock:
+        sock.sendall(
+            b"GET /users/1 HTTP/1.1\r\nHost: test\r\n\r\n"
+            b"GET /users/2 HTTP/1.1\r\nHost: test\r\n\r\n"
+            b"GET /users/3 HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        )
+        received = read_until_closed(sock, 10)
+    assert received.count(b"HTTP/1.1 200 ") == 3
+    assert received.index(b'"/users/1"') < received.index(b'"/users/3"')
+
+
 def test_access_log_line(app: tuple[str, Path]) -> None:
     base_url, log_path = app
     get(base_url + "/users/99?token=secret-value")
