@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 access_log = logging.getLogger("spinlocal.access")
 
 READ_CHUNK_BYTES = 64 * 1024
+# Maximum time in seconds that a busy worker's main loop waits for its runtime to become
+# idle before it polls again. It bounds how late the loop sends heartbeats and handles
+# other events while a request runs.
+ACCEPT_WAIT_S = 0.05
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
@@ -68,6 +72,12 @@ class WsgiFrontEnd:
         self.max_body_bytes = max_body_bytes
         # Reading requests happens on several threads; running them never does.
         self._runtime_lock = threading.Lock()
+        self._runtime_idle = threading.Event()
+        self._runtime_idle.set()
+
+    def wait_until_idle(self, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` seconds for no request to be running; return whether none is."""
+        return self._runtime_idle.wait(timeout_s)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -116,7 +126,11 @@ class WsgiFrontEnd:
             )
             client_addr = _client_addr(environ)
             with self._runtime_lock:
-                outcome = self.app.handle(request, client_addr)
+                self._runtime_idle.clear()
+                try:
+                    outcome = self.app.handle(request, client_addr)
+                finally:
+                    self._runtime_idle.set()
             response, component_id = outcome.response, outcome.component_id
         return response, component_id
 
@@ -217,8 +231,13 @@ def _status_line(status: int) -> str:
         return f"{status} Unknown"
 
 
-class _PipeliningThreadWorker(ThreadWorker):  # type: ignore[misc, unused-ignore]
-    """gunicorn's gthread worker, serving pipelined requests instead of dropping them.
+class _SpinThreadWorker(ThreadWorker):  # type: ignore[misc, unused-ignore]
+    """gunicorn's gthread worker, accepting only when idle and serving pipelined requests.
+
+    A worker runs one request at a time, so a connection it accepts while a request runs
+    waits for that request, however long it takes (Spin has no request timeout, and a
+    guest may loop forever). This worker leaves new connections to idle workers
+    meanwhile. NOTE: a keep-alive connection it already holds still waits.
 
     After a keep-alive response, gunicorn 23 waits for the socket to become readable
     again. Requests that the client pipelined behind the first one are already in the
@@ -226,6 +245,12 @@ class _PipeliningThreadWorker(ThreadWorker):  # type: ignore[misc, unused-ignore
     keep-alive timeout closes the connection. This worker handles the buffered requests
     in the same thread before it returns the connection to the poller.
     """
+
+    def accept(self, server: Any, listener: Any) -> None:
+        front_end = self.wsgi
+        if isinstance(front_end, WsgiFrontEnd) and not front_end.wait_until_idle(ACCEPT_WAIT_S):
+            return
+        super().accept(server, listener)
 
     def handle(self, conn: Any) -> tuple[bool, Any]:
         keepalive, conn = super().handle(conn)
@@ -271,7 +296,7 @@ class Server(BaseApplication):  # type: ignore[misc, unused-ignore]
         settings: dict[str, Any] = {
             "bind": [_authority(options.host, options.port)],
             "workers": options.workers,
-            "worker_class": _PipeliningThreadWorker,
+            "worker_class": _SpinThreadWorker,
             "threads": options.threads,
             "keepalive": options.keepalive,
             "graceful_timeout": options.graceful_timeout,

@@ -323,6 +323,24 @@ def test_pipelined_requests(app: tuple[str, Path]) -> None:
     assert received.index(b'"/users/1"') < received.index(b'"/users/3"')
 
 
+def test_busy_worker_leaves_connections(wasm: Path, state_dir: Path, tmp_path: Path) -> None:
+    """While one worker runs a long request, new connections go to the idle worker."""
+    manifest = write_app(tmp_path / "app", wasm)
+    with run_app(manifest, env=ENV, state_dir=state_dir, workers=2) as base_url:
+        slow = threading.Thread(target=get, args=(base_url + "/headers/slow?ms=12000",))
+        slow.start()
+        time.sleep(1)
+        statuses = []
+        for number in range(6):
+            try:
+                with urllib.request.urlopen(f"{base_url}/users/{number}", timeout=4) as response:
+                    statuses.append(response.status)
+            except TimeoutError:
+                statuses.append(None)
+        slow.join(30)
+    assert statuses == [200] * 6
+
+
 def test_access_log_line(app: tuple[str, Path]) -> None:
     base_url, log_path = app
     get(base_url + "/users/99?token=secret-value")
