@@ -131,15 +131,18 @@ def make_runners(
 def warm_compile_cache(manifest: AppManifest, state_dir: Path) -> None:
     """Compile every component into the on-disk cache, so workers only load it.
 
+    Raises ComponentLoadError when a source is not a component or lacks the HTTP handler.
+
     Run this in a process of its own: compiling takes seconds and hundreds of MB, and
     the server's master process should not hold a wasmtime engine when it forks.
     """
-    from spinlocal.engine import CompileCache, create_engine
+    from spinlocal.engine import CompileCache, create_engine, handle_export_index
 
     engine = create_engine()
     cache = CompileCache.in_state_dir(state_dir)
     for component_id, spec in manifest.components.items():
-        cache.load(engine, spec.source, component_id)
+        component = cache.load(engine, spec.source, component_id)
+        handle_export_index(component, spec)
 
 
 class LocalApp:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -268,24 +269,42 @@ def _warm_compile_cache(manifest: AppManifest, state_dir: Path) -> None:
     started = time.perf_counter()
     context = multiprocessing.get_context("spawn")
     level = logging.getLogger().getEffectiveLevel()
+    error_reader, error_writer = context.Pipe(duplex=False)
     process = context.Process(
-        target=_compile_in_child, args=(manifest, state_dir, level), name="spinlocal-compile"
+        target=_compile_in_child,
+        args=(manifest, state_dir, level, error_writer),
+        name="spinlocal-compile",
     )
     process.start()
+    error_writer.close()
     process.join()
     if process.exitcode != 0:
-        raise CliError(
-            f"compiling the components failed (exit code {process.exitcode}). See the log above"
+        reason = (
+            error_reader.recv()
+            if error_reader.poll()
+            else f"exit code {process.exitcode}. See the log above"
         )
+        raise CliError(f"compiling the components failed: {reason}")
     log.info("components compiled or loaded from cache in %.1f s", time.perf_counter() - started)
 
 
-def _compile_in_child(manifest: AppManifest, state_dir: Path, log_level: int) -> None:
-    """Compile every component in a spawned process, logging like the parent."""
+def _compile_in_child(
+    manifest: AppManifest, state_dir: Path, log_level: int, error_writer: Connection
+) -> None:
+    """Compile every component in a spawned process, logging like the parent.
+
+    A component that cannot be used ends the process with exit code 1 after it sends
+    the reason through `error_writer`.
+    """
     from spinlocal.app import warm_compile_cache
+    from spinlocal.engine import ComponentLoadError
 
     _configure_logging(log_level)
-    warm_compile_cache(manifest, state_dir)
+    try:
+        warm_compile_cache(manifest, state_dir)
+    except ComponentLoadError as error:
+        error_writer.send(str(error))
+        sys.exit(1)
 
 
 def _configure_logging(level: int | str) -> None:

@@ -288,6 +288,23 @@ def host_modules() -> list[Callable[[Any, HostState], None]]:
     return defines
 
 
+def handle_export_index(component: Component, spec: ComponentSpec) -> Any:
+    """Return the export index of the component's HTTP handler function.
+
+    Raises ComponentLoadError when the component was built for another world.
+    """
+    handler_index = component.get_export_index(INCOMING_HANDLER)
+    handle_index = None
+    if handler_index is not None:
+        handle_index = component.get_export_index("handle", handler_index)
+    if handle_index is None:
+        raise ComponentLoadError(
+            f"component {spec.id!r} ({spec.source}) does not export "
+            f"{INCOMING_HANDLER}#handle; build it for the spin-http world"
+        )
+    return handle_index
+
+
 class ComponentRunner:
     """Serve requests with one component: a fresh instance per request, Spin semantics.
 
@@ -328,16 +345,7 @@ class ComponentRunner:
         # Last fallback, for import kinds the walk above does not define (none known).
         self.linker.define_unknown_imports_as_traps(self.component)
 
-        handler_index = self.component.get_export_index(INCOMING_HANDLER)
-        handle_index = None
-        if handler_index is not None:
-            handle_index = self.component.get_export_index("handle", handler_index)
-        if handle_index is None:
-            raise ComponentLoadError(
-                f"component {spec.id!r} ({spec.source}) does not export "
-                f"{INCOMING_HANDLER}#handle; build it for the spin-http world"
-            )
-        self._handle_index = handle_index
+        self._handle_index = handle_export_index(self.component, spec)
         self._lock = threading.Lock()
 
     def handle(self, request: HttpRequest) -> HttpResponse:

@@ -179,3 +179,35 @@ def test_up_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         code = main(["up", "-f", str(path), "--listen", f"127.0.0.1:{port}"])
     assert code == 1
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+ONE_COMPONENT_MANIFEST = """\
+spin_manifest_version = 2
+
+[application]
+name = "wrong-world"
+
+[[trigger.http]]
+route = "/..."
+component = "app"
+
+[component.app]
+source = "app.wasm"
+"""
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (b"(component)", "does not export wasi:http/incoming-handler@0.2.0#handle"),
+        (b"not wasm at all", "is not a valid component for 'app'"),
+    ],
+)
+def test_up_wrong_component(tmp_path: Path, source: bytes, expected: str) -> None:
+    (tmp_path / "app.wasm").write_bytes(source)
+    path = write_manifest(tmp_path, ONE_COMPONENT_MANIFEST)
+    result = run_cli("up", "-f", str(path), "--listen", "127.0.0.1:0")
+    assert result.returncode == 1
+    assert "Error: compiling the components failed: " in result.stderr
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
