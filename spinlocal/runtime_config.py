@@ -9,6 +9,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class RuntimeConfigError(Exception):
 _KNOWN_UNSUPPORTED_SECTIONS = ("variables_provider", "llm_compute", "config_provider")
 _KEY_VALUE_TYPES = ("spin", "redis")
 _SQLITE_TYPES = ("spin",)
+_REDIS_URL_SCHEMES = ("redis", "rediss", "unix")  # the schemes redis-py connects to
 
 
 def load_runtime_config(path: Path | str) -> RuntimeConfig:
@@ -138,9 +140,15 @@ def _key_value_store(
     store_type = _store_type(config_path, field, table, _KEY_VALUE_TYPES)
     if store_type == "redis":
         _check_keys(config_path, field, table, {"type", "url"})
-        return KeyValueStoreConfig(
-            label, store_type, url=_required_string(config_path, field, table, "url")
-        )
+        url = _required_string(config_path, field, table, "url")
+        # Spin also rejects an invalid Redis URL at start-up, but connects only when a
+        # component opens the store.
+        if urlsplit(url).scheme not in _REDIS_URL_SCHEMES:
+            raise RuntimeConfigError(
+                f"{config_path}: {field}.url: invalid Redis URL {url!r}. Use a URL like "
+                "redis://127.0.0.1:6379, rediss://HOST:PORT or unix:///path/to/redis.sock"
+            )
+        return KeyValueStoreConfig(label, store_type, url=url)
     _check_keys(config_path, field, table, {"type", "path"})
     path = base / _required_string(config_path, field, table, "path")
     return KeyValueStoreConfig(label, store_type, path=path.resolve())

@@ -52,6 +52,10 @@ def test_empty_file(tmp_path: Path) -> None:
             "key_value_store.x.type: unsupported type",
         ),
         ('[key_value_store.x]\ntype = "redis"\n', "key_value_store.x.url: missing"),
+        (
+            '[key_value_store.x]\ntype = "redis"\nurl = "127.0.0.1:6379"\n',
+            "key_value_store.x.url: invalid Redis URL '127.0.0.1:6379'",
+        ),
         ('[key_value_store.x]\ntype = "spin"\n', "key_value_store.x.path: missing"),
         ('[sqlite_database.x]\ntype = "libsql"\n', "sqlite_database.x.type: unsupported type"),
         ('[sqlite_database.x]\ntype = "spin"\n', "sqlite_database.x.path: missing"),
