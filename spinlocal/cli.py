@@ -11,6 +11,8 @@ import argparse
 import collections
 import logging
 import multiprocessing
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -216,21 +218,41 @@ def _run_streaming(command: str, workdir: Path) -> tuple[int, list[str]]:
     if not workdir.is_dir():
         raise CliError(f"build folder {workdir} does not exist. Fix `workdir` in the manifest")
     tail: collections.deque[str] = collections.deque(maxlen=BUILD_OUTPUT_TAIL_LINES)
+    # The command gets a process group of its own, so an interrupted build can stop the
+    # shell and everything it started, not only the shell. Its stdin is empty because a
+    # background process group that reads the terminal is stopped by SIGTTIN.
     with subprocess.Popen(
         command,
         shell=True,
         cwd=workdir,
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         errors="replace",
+        process_group=0,
     ) as process:
         assert process.stdout is not None
-        for line in process.stdout:
-            sys.stdout.write(line)
-            tail.append(line.rstrip("\n"))
+        try:
+            for line in process.stdout:
+                sys.stdout.write(line)
+                tail.append(line.rstrip("\n"))
+        except BaseException:
+            _kill_process_group(process.pid)
+            raise
         sys.stdout.flush()
         return process.wait(), list(tail)
+
+
+def _kill_process_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 # --- up --------------------------------------------------------------------------------
@@ -374,6 +396,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(getattr(args, "log_level", "info").upper())
+    # SIGTERM stops a build or start-up like Ctrl-C does. The server installs its own
+    # handlers once it runs.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
 
     try:
         if args.command == "build":
@@ -388,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Error: {error.message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("Interrupted before the server started.", file=sys.stderr)
+        print("Interrupted.", file=sys.stderr)
         return 130
 
 

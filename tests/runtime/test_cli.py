@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -211,3 +213,44 @@ def test_up_wrong_component(tmp_path: Path, source: bytes, expected: str) -> Non
     assert "Error: compiling the components failed: " in result.stderr
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def process_running(pid: int) -> bool:
+    """Return whether `pid` exists and is not a zombie waiting for its parent."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def test_build_sigterm_stops_command(tmp_path: Path) -> None:
+    path = write_manifest(
+        tmp_path,
+        ONE_COMPONENT_MANIFEST + '[component.app.build]\ncommand = "echo pid=$$; exec sleep 60"\n',
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "spinlocal", "build", "-f", str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    try:
+        assert process.stdout is not None
+        line = ""
+        while not line.startswith("pid="):
+            line = process.stdout.readline()
+            assert line, "the build command printed no pid"
+        command_pid = int(line.removeprefix("pid="))
+        process.send_signal(signal.SIGTERM)
+        exit_code = process.wait(10)
+        time.sleep(0.5)
+        command_running = process_running(command_pid)
+        if command_running:
+            os.kill(command_pid, signal.SIGKILL)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert exit_code != 0
+    assert not command_running
