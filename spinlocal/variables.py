@@ -138,6 +138,8 @@ def load_dotenv(path: Path) -> dict[str, str]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
+    except (OSError, UnicodeDecodeError) as error:
+        raise VariableError("provider", f"cannot read {path}: {error}") from error
 
     values: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), start=1):
@@ -194,7 +196,7 @@ def parse_variable_option(option: str, base_dir: Path | None = None) -> dict[str
         path = base / value[1:]
         try:
             value = path.read_text(encoding="utf-8")
-        except OSError as error:
+        except (OSError, UnicodeDecodeError) as error:
             raise VariableError(
                 "provider", f"--variable {name}=@{value[1:]}: cannot read {path}: {error}"
             ) from error
@@ -204,7 +206,7 @@ def parse_variable_option(option: str, base_dir: Path | None = None) -> dict[str
 def _read_variable_map(path: Path) -> dict[str, str]:
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as error:
+    except (OSError, UnicodeDecodeError) as error:
         raise VariableError("provider", f"cannot read variable file {path}: {error}") from error
 
     try:

@@ -197,6 +197,13 @@ def test_option_missing_file(tmp_path: Path) -> None:
         parse_variable_option("token=@absent.txt", tmp_path)
 
 
+@pytest.mark.parametrize("option", ["token=@token.txt", "@vars.json", "@vars.toml"])
+def test_option_file_not_utf8(tmp_path: Path, option: str) -> None:
+    (tmp_path / option.partition("@")[2]).write_bytes(b"\xff\xfe")
+    with pytest.raises(VariableError, match="cannot read"):
+        parse_variable_option(option, tmp_path)
+
+
 def test_options_later_wins(tmp_path: Path) -> None:
     assert parse_variable_options(["host=a", "host=b"], tmp_path) == {"host": "b"}
 
@@ -213,6 +220,19 @@ def test_dotenv_parsing(tmp_path: Path) -> None:
         "SPIN_VARIABLE_C": "x#y",
         "SPIN_VARIABLE_D": "plain",
     }
+
+
+def test_dotenv_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_bytes(b"SPIN_VARIABLE_A=caf\xe9\n")
+    with pytest.raises(VariableError, match="cannot read"):
+        load_dotenv(path)
+
+
+def test_dotenv_folder(tmp_path: Path) -> None:
+    (tmp_path / ".env").mkdir()
+    with pytest.raises(VariableError, match="cannot read"):
+        load_dotenv(tmp_path / ".env")
 
 
 def test_dotenv_missing_file(tmp_path: Path) -> None:
