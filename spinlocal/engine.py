@@ -75,6 +75,10 @@ class CompileCache:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.compilations = 0  # cache misses (components compiled) through this object
+        # Components loaded through this object, by cache file, with their engine. A
+        # manifest may declare many components with one source, and each loaded copy
+        # costs as much memory as the cache file.
+        self._loaded: dict[Path, tuple[wasmtime.Engine, Component]] = {}
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> CompileCache:
@@ -97,6 +101,16 @@ class CompileCache:
             ) from error
 
         cache_path = self.path_for(wasm)
+        loaded = self._loaded.get(cache_path)
+        if loaded is not None and loaded[0] is engine:
+            return loaded[1]
+        component = self._read_or_compile(engine, cache_path, wasm, source, component_id)
+        self._loaded[cache_path] = (engine, component)
+        return component
+
+    def _read_or_compile(
+        self, engine: wasmtime.Engine, cache_path: Path, wasm: bytes, source: Path, component_id: str
+    ) -> Component:
         component = self._read(engine, cache_path, component_id)
         if component is not None:
             return component

@@ -207,6 +207,17 @@ def test_cache_miss_compiles_then_hits(tmp_path: Path, caplog: pytest.LogCapture
     assert not list(tmp_path.glob(".tmp-*"))
 
 
+def test_cache_shares_component_per_source(tmp_path: Path) -> None:
+    """Components declared with the same source share one compiled component in memory."""
+    wasm = component_wasm("probe")
+    cache = _seeded_cache(tmp_path)
+
+    first = cache.load(shared_engine(), wasm, "first")
+    second = cache.load(shared_engine(), wasm, "second")
+
+    assert second is first
+
+
 def test_cache_corrupt_file_recompiled(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     wasm = component_wasm("probe")
     cache = _seeded_cache(tmp_path)
