@@ -479,7 +479,7 @@ class RunningServer:
 
     port: int
     process: subprocess.Popen[bytes]
-    ready_after_s: float  # from process start until the health endpoint answered
+    ready_after_s: float  # from process start until the health endpoint responded
     log_path: Path
 
     @property
@@ -536,7 +536,7 @@ def _wait_healthy(
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise BenchError(
-                f"spinlocal up exited with code {process.returncode} before it answered "
+                f"spinlocal up exited with code {process.returncode} before it responded to "
                 f"{HEALTH_PATH}. Its output:\n{log_path.read_text(errors='replace')[-4000:]}"
             )
         try:
@@ -547,7 +547,7 @@ def _wait_healthy(
             pass
         time.sleep(0.05)
     raise BenchError(
-        f"spinlocal up did not answer {url} within {timeout:.0f} s. Its output:\n"
+        f"spinlocal up did not respond at {url} within {timeout:.0f} s. Its output:\n"
         f"{log_path.read_text(errors='replace')[-4000:]}"
     )
 

@@ -2,7 +2,7 @@
 
 A component instance lives for one request. Every host object handed to the guest
 (streams, fields, connections, outbound requests) is stored in that request's
-`ResourceTable`; when the request ends, `RequestContext.close()` releases whatever
+`ResourceTable`. When the request ends, `RequestContext.close()` releases whatever
 the guest did not drop, so nothing leaks into the next request.
 """
 
@@ -93,7 +93,7 @@ class RequestContext:
         return self.table.pop(host_handle.rep)
 
     def close(self) -> None:
-        """Release everything the request still holds; errors are logged, never raised."""
+        """Release everything the request still owns, logging each error instead of raising it."""
         while self.cleanups:
             cleanup = self.cleanups.pop()
             try:

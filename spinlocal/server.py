@@ -237,7 +237,7 @@ class _SpinThreadWorker(ThreadWorker):  # type: ignore[misc, unused-ignore]
     A worker runs one request at a time, so a connection it accepts while a request runs
     waits for that request, however long it takes (Spin has no request timeout, and a
     guest may loop forever). This worker leaves new connections to idle workers
-    meanwhile. NOTE: a keep-alive connection it already holds still waits.
+    meanwhile. NOTE: a keep-alive connection it has already accepted still waits.
 
     After a keep-alive response, gunicorn 23 waits for the socket to become readable
     again. Requests that the client pipelined behind the first one are already in the

@@ -126,7 +126,7 @@ def _wait_healthy(
             pass
         time.sleep(0.2)
     raise AppStartError(
-        f"spinlocal up did not answer {base_url}{HEALTH_PATH} within {timeout:.0f} s. "
+        f"spinlocal up did not respond at {base_url}{HEALTH_PATH} within {timeout:.0f} s. "
         f"Its output:\n{_read_all(output)}"
     )
 

@@ -42,10 +42,10 @@ VARIABLE_ERROR_KINDS = frozenset({"undefined", "invalid-name", "provider", "othe
 
 
 class VariableError(Exception):
-    """A variable could not be named, found or resolved.
+    """Failure to validate, find or resolve a variable.
 
-    `kind` is one of "undefined", "invalid-name", "provider" or "other", the cases a
-    component sees through `fermyon:spin/variables`.
+    `kind` is one of "undefined", "invalid-name", "provider" or "other", the error cases a
+    component receives through `fermyon:spin/variables`.
     """
 
     def __init__(self, kind: str, message: str) -> None:
@@ -237,7 +237,7 @@ def parse_variable_options(options: Iterable[str], base_dir: Path | None = None)
 class VariableResolver:
     """Resolve application variables and the component variables built from them.
 
-    Values are looked up once per name and cached, so every request of a worker sees the
+    Values are looked up once per name and cached, so every request of a worker gets the
     same values that were checked at start-up.
     """
 

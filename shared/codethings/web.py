@@ -1,7 +1,7 @@
 """HTTP plumbing shared by the components: routing, JSON bodies, query values, problems.
 
 A component declares its routes as data (`Route(pattern, {method: handler})`) and its
-entry point calls `serve(routes, request, open_context)`. `serve` answers unknown paths
+entry point calls `serve(routes, request, open_context)`. `serve` responds to unknown paths
 with 404 and unsupported methods with 405 plus `Allow` before it authenticates, then
 opens the request context (settings, caller, database) and runs the handler. Every
 `ProblemError` becomes an `application/problem+json` response, and any other exception
@@ -72,7 +72,7 @@ class Response:
 
 @dataclass
 class Context:
-    """What a handler needs besides the request: the caller, the database, time and ids."""
+    """Request context of a handler: the caller, the database, the time and an id source."""
 
     sub: str
     db: Database

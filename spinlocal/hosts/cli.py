@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 class GuestExit(Exception):
-    """The guest called `wasi:cli/exit.exit`; `success` tells which status it passed."""
+    """Exit requested by the guest through `wasi:cli/exit.exit` with status `success`."""
 
     def __init__(self, success: bool) -> None:
         status = "success" if success else "failure"

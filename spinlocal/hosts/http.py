@@ -222,7 +222,7 @@ class OutgoingResponse:
 
 
 class ResponseOutparam:
-    """Where the guest puts its response: `result` is `ok(response)` or `err(code)`."""
+    """The slot for the guest's response: `result` is `ok(response)` or `err(code)`."""
 
     def __init__(self) -> None:
         self.result: Variant | None = None
